@@ -1,0 +1,181 @@
+//! The executor: runs one job as a pipeline: look up the entry → build the invocation →
+//! run under timeout and panic capture → turn the result into an [`Outcome`].
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Shared;
+use crate::clock;
+use crate::container::Scope;
+use crate::context::{ContextParts, JobContext};
+use crate::job::{JobError, JobOptions, OnExhausted, RunResult};
+use crate::__private::Invocation;
+use crate::registry::JobEntry;
+use crate::retry::{self, RetryDecision};
+use crate::storage::{Completion, FetchedJob, Outcome, StateData};
+
+/// Longest error message kept in a retry reason.
+const REASON_MESSAGE_LEN: usize = 200;
+
+pub(crate) async fn execute(
+    shared: &Arc<Shared>,
+    job: FetchedJob,
+    token: CancellationToken,
+) -> Completion {
+    let attempt = job.retry_count + 1;
+    let span = tracing::info_span!(
+        "job",
+        id = %job.id,
+        name = %job.name,
+        queue = %job.queue,
+        attempt,
+    );
+    async move {
+        let started_at = shared.clock.now();
+        let latency_ms = (started_at - job.enqueued_at).num_milliseconds().max(0) as u64;
+        let started = Instant::now();
+        let entry = shared.registry.get(&job.name);
+        let result = match entry {
+            Some(entry) => run(shared, entry, &job, attempt, token.clone()).await,
+            None => Err(JobError::new(
+                JobError::UNKNOWN_JOB,
+                format!("no job named `{}` is registered in this process", job.name),
+            )),
+        };
+        let data = StateData {
+            server: Some(shared.server_id.clone()),
+            attempt: Some(attempt),
+            duration_ms: Some(started.elapsed().as_millis() as u64),
+            latency_ms: Some(latency_ms),
+            ..StateData::default()
+        };
+        let outcome = outcome(shared, entry, &job, attempt, result, data);
+        match &outcome {
+            Outcome::Succeeded { .. } => tracing::debug!("job succeeded"),
+            Outcome::Requeued { reason } => tracing::info!(%reason, "job requeued"),
+            Outcome::Retry { reason, .. }
+            | Outcome::Failed { reason, .. }
+            | Outcome::Deleted { reason, .. } => tracing::warn!(%reason, "job failed"),
+        }
+        Completion {
+            id: job.id,
+            server_id: shared.server_id.clone(),
+            at: shared.clock.now(),
+            outcome,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the job's function with its timeout, catching panics.
+async fn run(
+    shared: &Arc<Shared>,
+    entry: &'static JobEntry,
+    job: &FetchedJob,
+    attempt: u32,
+    token: CancellationToken,
+) -> RunResult {
+    let context = JobContext::new(ContextParts {
+        id: job.id,
+        name: job.name.clone(),
+        queue: job.queue.clone(),
+        attempt,
+        created_at: job.created_at,
+        server_id: shared.server_id.clone(),
+        token: token.clone(),
+        parent: job.parent,
+        parent_result: job.parent_result.clone(),
+    });
+    let invocation = Invocation {
+        args: job.args.clone(),
+        context,
+        scope: Arc::new(Scope::new(shared.container.clone())),
+    };
+    let running = AssertUnwindSafe((entry.run)(invocation)).catch_unwind();
+    let caught = match entry.options.timeout {
+        Some(limit) => match tokio::time::timeout(limit, running).await {
+            Ok(caught) => caught,
+            Err(_) => {
+                token.cancel();
+                return Err(JobError::new(
+                    JobError::TIMEOUT,
+                    format!("job ran longer than its timeout of {limit:?}"),
+                ));
+            }
+        },
+        None => running.await,
+    };
+    caught.unwrap_or_else(|panic| Err(JobError::from_panic(panic.as_ref())))
+}
+
+/// Turns a run's result into the state change to persist.
+fn outcome(
+    shared: &Shared,
+    entry: Option<&'static JobEntry>,
+    job: &FetchedJob,
+    attempt: u32,
+    result: RunResult,
+    mut data: StateData,
+) -> Outcome {
+    let error = match result {
+        Ok(value) => {
+            data.result = value;
+            return Outcome::Succeeded { data };
+        }
+        Err(error) => error,
+    };
+    if shared.cancel_jobs.is_cancelled() {
+        // Shutdown cancelled it: back to the head of the queue, not a failed attempt.
+        return Outcome::Requeued {
+            reason: format!(
+                "server {} shut down while the job ran ({error})",
+                shared.server_id
+            ),
+        };
+    }
+    let reason_message = truncate(&error.message);
+    data.error = Some(error.clone());
+    let permanent = matches!(
+        error.type_name.as_str(),
+        JobError::UNKNOWN_JOB | JobError::INVALID_ARGUMENTS
+    );
+    let options = entry.map_or(JobOptions::DEFAULT, |entry| entry.options);
+    let decision = if permanent {
+        RetryDecision::Exhausted { of: 0 }
+    } else {
+        retry::decide(shared.retry_policy(&job.name), &options, attempt, &error)
+    };
+    match decision {
+        RetryDecision::Retry { retry, of, delay } => Outcome::Retry {
+            run_at: clock::add(shared.clock.now(), delay),
+            reason: format!("Retry attempt {retry} of {of}: {reason_message}"),
+            data,
+        },
+        RetryDecision::Exhausted { of } => {
+            let reason = if permanent {
+                error.message.clone()
+            } else if of == 0 {
+                format!("retries are disabled for this job: {reason_message}")
+            } else {
+                format!("exceeded the maximum of {of} retries: {reason_message}")
+            };
+            match options.on_exhausted {
+                OnExhausted::Delete if !permanent => Outcome::Deleted { reason, data },
+                _ => Outcome::Failed { reason, data },
+            }
+        }
+    }
+}
+
+fn truncate(message: &str) -> String {
+    match message.char_indices().nth(REASON_MESSAGE_LEN) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_owned(),
+    }
+}

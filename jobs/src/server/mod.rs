@@ -1,0 +1,260 @@
+//! [`Server`]: a pool of workers that fetches jobs from the storage and runs them.
+//!
+//! Inside, one task per role: the `producer` fetches up to the free worker slots, the
+//! `executor` runs one job, the `completer` persists outcomes in batches, the `heartbeat`
+//! keeps the server and its jobs' leases alive, and the `maintenance` loop (on the elected
+//! server only) promotes due jobs, rescues lapsed leases, fires recurring jobs and prunes.
+
+mod completer;
+mod config;
+mod executor;
+mod heartbeat;
+mod producer;
+
+pub use config::ServerBuilder;
+#[allow(unused_imports)]
+pub(crate) use config::validate_queue;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::container::Container;
+use crate::error::{Error, Result};
+use crate::job::JobId;
+use crate::registry::Registry;
+use crate::retry::RetryPolicy;
+use crate::storage::{ServerInfo, Storage};
+use config::ServerConfig;
+
+/// Runs jobs. Build one with [`Server::builder`], then [`Server::run_until`] a shutdown signal,
+/// or [`Server::start`] it and [`ServerHandle::shutdown`] it later.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> jobs::Result<()> {
+/// use jobs::prelude::*;
+///
+/// let storage = MemoryStorage::new();
+/// Server::builder(storage)
+///     .queues(["critical", "default"])
+///     .workers(10)
+///     .build()?
+///     .run_until(async { tokio::signal::ctrl_c().await.ok(); })
+///     .await
+/// # }
+/// ```
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("id", &self.shared.server_id)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every part of a running server shares.
+pub(crate) struct Shared {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) registry: Registry,
+    pub(crate) container: Arc<dyn Container>,
+    pub(crate) config: ServerConfig,
+    pub(crate) server_id: String,
+    pub(crate) retry: Arc<dyn RetryPolicy>,
+    pub(crate) job_retry: HashMap<String, Arc<dyn RetryPolicy>>,
+    /// Running jobs and their cancellation tokens.
+    pub(crate) running: Mutex<HashMap<JobId, CancellationToken>>,
+    /// Fires first on shutdown: no more fetching.
+    pub(crate) stop_fetching: CancellationToken,
+    /// Fires after the grace period: running jobs' tokens (children of it) fire.
+    pub(crate) cancel_jobs: CancellationToken,
+    /// Fires last: heartbeat and maintenance stop.
+    pub(crate) stop_background: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn running(&self) -> MutexGuard<'_, HashMap<JobId, CancellationToken>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn retry_policy(&self, name: &str) -> &dyn RetryPolicy {
+        self.job_retry
+            .get(name)
+            .map_or(self.retry.as_ref(), |policy| policy.as_ref())
+    }
+}
+
+fn server_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let suffix: u32 = rand::random();
+    format!("{host}:{}:{suffix:08x}", std::process::id())
+}
+
+impl Server {
+    /// Starts building a server on `storage`.
+    pub fn builder(storage: impl Storage) -> ServerBuilder {
+        ServerBuilder::new(Arc::new(storage))
+    }
+
+    /// Starts building a server on a shared storage.
+    pub fn builder_from_arc(storage: Arc<dyn Storage>) -> ServerBuilder {
+        ServerBuilder::new(storage)
+    }
+
+    pub(crate) fn new(builder: ServerBuilder, registry: Registry) -> Self {
+        let cancel_jobs = CancellationToken::new();
+        Server {
+            shared: Arc::new(Shared {
+                storage: builder.storage,
+                clock: builder.clock,
+                registry,
+                container: builder.container,
+                config: builder.config,
+                server_id: server_id(),
+                retry: builder.retry,
+                job_retry: builder.job_retry,
+                running: Mutex::new(HashMap::new()),
+                stop_fetching: CancellationToken::new(),
+                cancel_jobs,
+                stop_background: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// This server's id, as registered in the storage.
+    pub fn id(&self) -> &str {
+        &self.shared.server_id
+    }
+
+    /// Registers the server and starts its workers in the background.
+    pub async fn start(self) -> Result<ServerHandle> {
+        let shared = self.shared;
+        let info = ServerInfo {
+            id: shared.server_id.clone(),
+            queues: shared.config.queues.clone(),
+            workers: shared.config.workers,
+            started_at: shared.clock.now(),
+        };
+        shared.storage.register_server(&info, shared.clock.now()).await?;
+        tracing::info!(
+            server = %shared.server_id,
+            queues = ?shared.config.queues,
+            workers = shared.config.workers,
+            "server started"
+        );
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(shared.config.workers));
+        let (completions, receiver) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(completer::run(shared.clone(), receiver));
+        let producer = tokio::spawn(producer::run(
+            shared.clone(),
+            slots,
+            tracker.clone(),
+            completions,
+        ));
+        let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));
+        let maintenance = tokio::spawn(crate::maintenance::run(shared.clone()));
+        Ok(ServerHandle {
+            shared,
+            tracker,
+            producer,
+            completer,
+            background: vec![heartbeat, maintenance],
+        })
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully (see [`ServerHandle::shutdown`]).
+    pub async fn run_until<F: Future>(self, signal: F) -> Result<()> {
+        let handle = self.start().await?;
+        signal.await;
+        handle.shutdown().await
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    producer: JoinHandle<()>,
+    completer: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("server_id", &self.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// This server's id.
+    pub fn id(&self) -> &str {
+        &self.shared.server_id
+    }
+
+    /// Stops gracefully: no more fetching; running jobs get the grace period to finish; then
+    /// their cancellation tokens fire, and a job that ends with an error after that goes back
+    /// to the head of its queue (not Failed). Jobs still running after the shutdown timeout
+    /// are abandoned: their leases lapse and another server runs them.
+    pub async fn shutdown(self) -> Result<()> {
+        let shared = &self.shared;
+        let config = &shared.config;
+        shared.stop_fetching.cancel();
+        let _ = self.producer.await;
+        self.tracker.close();
+        let mut result = Ok(());
+        if tokio::time::timeout(config.shutdown_grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                running = shared.running().len(),
+                "grace period over, cancelling running jobs"
+            );
+            shared.cancel_jobs.cancel();
+            if tokio::time::timeout(config.shutdown_timeout, self.tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    running = shared.running().len(),
+                    "jobs did not stop in time; their leases will lapse and another server will run them"
+                );
+                result = Err(Error::ShutdownTimeout(config.shutdown_grace + config.shutdown_timeout));
+            }
+        }
+        // Every job task has ended (or was abandoned): the completer drains what is left.
+        shared.stop_background.cancel();
+        let _ = self.completer.await;
+        for task in self.background {
+            let _ = task.await;
+        }
+        let storage = &shared.storage;
+        if let Err(error) = storage.resign(&shared.server_id).await {
+            tracing::warn!(%error, "could not resign leadership");
+        }
+        if let Err(error) = storage.unregister_server(&shared.server_id).await {
+            tracing::warn!(%error, "could not unregister the server");
+        }
+        tracing::info!(server = %shared.server_id, "server stopped");
+        result
+    }
+}

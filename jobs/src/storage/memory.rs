@@ -1,0 +1,923 @@
+//! [`MemoryStorage`]: the embedded storage, and the reference semantics of the [`Storage`] trait.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use tokio::sync::Notify;
+
+use super::types::*;
+use super::Storage;
+use crate::error::{Error, Result};
+use crate::job::{JobId, JobState};
+
+/// Reason recorded on a continuation deleted because its parent's outcome did not match.
+pub(crate) const CONTINUATION_NOT_MET: &str = "continuation condition not met";
+
+/// An in-process storage: fast, shared by clones, gone when the process ends.
+///
+/// It implements the whole [`Storage`] contract (leases, retention, recurring claims,
+/// continuations) and is what the conformance suite is checked against first. Use it for
+/// development, tests and single-process applications that can lose their queue on restart.
+///
+/// ```
+/// let storage = jobs::MemoryStorage::new();
+/// let client = jobs::Client::new(storage.clone());
+/// # let _ = client;
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    work: Notify,
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStorage").finish_non_exhaustive()
+    }
+}
+
+struct StoredJob {
+    record: JobRecord,
+    position: u64,
+    enqueued_at: DateTime<Utc>,
+    lease_until: Option<DateTime<Utc>>,
+    parent_result: Option<serde_json::Value>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: i64,
+    next_position: u64,
+    jobs: HashMap<JobId, StoredJob>,
+    /// Enqueued jobs per queue, by position.
+    queues: HashMap<String, BTreeMap<u64, JobId>>,
+    scheduled: BTreeSet<(DateTime<Utc>, JobId)>,
+    processing: HashSet<JobId>,
+    /// Succeeded and Deleted, by the time they finished.
+    finished: BTreeSet<(DateTime<Utc>, JobId)>,
+    failed: BTreeSet<(DateTime<Utc>, JobId)>,
+    recurring: BTreeMap<String, RecurringJob>,
+    servers: BTreeMap<String, ServerRecord>,
+    leader: Option<(String, DateTime<Utc>)>,
+    /// (succeeded, failed) per hour.
+    stats: BTreeMap<DateTime<Utc>, (u64, u64)>,
+}
+
+/// Where an Enqueued job goes in its queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    Tail,
+    /// Its original place (shutdown requeue, lease rescue): ahead of jobs enqueued after it.
+    Original,
+}
+
+/// One state change to apply.
+struct Change {
+    state: JobState,
+    at: DateTime<Utc>,
+    reason: Option<String>,
+    data: StateData,
+}
+
+impl Change {
+    fn new(state: JobState, at: DateTime<Utc>, reason: impl Into<Option<String>>) -> Self {
+        Change {
+            state,
+            at,
+            reason: reason.into(),
+            data: StateData::default(),
+        }
+    }
+
+    fn with_data(mut self, data: StateData) -> Self {
+        self.data = data;
+        self
+    }
+}
+
+fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
+}
+
+impl State {
+    fn job_mut(&mut self, id: JobId) -> Result<&mut StoredJob> {
+        self.jobs.get_mut(&id).ok_or(Error::JobNotFound(id))
+    }
+
+    /// Removes the job from the index of its current state.
+    fn unindex(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let record = &job.record;
+        match record.state {
+            JobState::Enqueued => {
+                if let Some(queue) = self.queues.get_mut(&record.queue) {
+                    queue.remove(&job.position);
+                }
+            }
+            JobState::Scheduled => {
+                if let Some(run_at) = record.run_at {
+                    self.scheduled.remove(&(run_at, id));
+                }
+            }
+            JobState::Processing => {
+                self.processing.remove(&id);
+            }
+            JobState::Succeeded | JobState::Deleted => {
+                self.finished.remove(&(record.state_at, id));
+            }
+            JobState::Failed => {
+                self.failed.remove(&(record.state_at, id));
+            }
+            JobState::Awaiting => {}
+        }
+    }
+
+    /// Moves a job to a new state: indexes, history, statistics, and the continuations it
+    /// releases (cascading deletes down the chain).
+    fn transition(&mut self, id: JobId, change: Change, placement: Placement) {
+        let mut work = vec![(id, change, placement)];
+        while let Some((id, change, placement)) = work.pop() {
+            self.unindex(id);
+            let position = self.next_position;
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            let record = &mut job.record;
+            let state = change.state;
+            record.state = state;
+            record.state_at = change.at;
+            if state != JobState::Scheduled {
+                record.run_at = None;
+            }
+            if state != JobState::Processing {
+                record.server_id = None;
+                job.lease_until = None;
+            }
+            match state {
+                JobState::Enqueued => {
+                    if placement == Placement::Tail {
+                        job.position = position;
+                        self.next_position += 1;
+                    }
+                    job.enqueued_at = change.at;
+                    self.queues
+                        .entry(record.queue.clone())
+                        .or_default()
+                        .insert(job.position, id);
+                }
+                JobState::Scheduled => {
+                    let run_at = change.data.run_at.unwrap_or(change.at);
+                    record.run_at = Some(run_at);
+                    self.scheduled.insert((run_at, id));
+                }
+                JobState::Processing => {
+                    self.processing.insert(id);
+                }
+                JobState::Succeeded | JobState::Deleted => {
+                    self.finished.insert((change.at, id));
+                }
+                JobState::Failed => {
+                    self.failed.insert((change.at, id));
+                }
+                JobState::Awaiting => {}
+            }
+            if state == JobState::Succeeded {
+                record.result.clone_from(&change.data.result);
+                self.stats.entry(hour_of(change.at)).or_default().0 += 1;
+            }
+            if let Some(error) = &change.data.error {
+                record.error = Some(error.clone());
+            }
+            record.history.push(HistoryEntry {
+                state,
+                at: change.at,
+                reason: change.reason,
+                data: change.data,
+            });
+            if matches!(
+                state,
+                JobState::Succeeded | JobState::Failed | JobState::Deleted
+            ) {
+                let parent_result = record.result.clone();
+                let children = record.children.clone();
+                for child in children {
+                    if let Some(next) = self.release(child, id, state, &parent_result, change.at) {
+                        work.push(next);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What happens to `child` when its parent reaches `parent_state`.
+    fn release(
+        &mut self,
+        child: JobId,
+        parent: JobId,
+        parent_state: JobState,
+        parent_result: &Option<serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> Option<(JobId, Change, Placement)> {
+        let job = self.jobs.get_mut(&child)?;
+        if job.record.state != JobState::Awaiting {
+            return None;
+        }
+        let on = job.record.continue_on.unwrap_or_default();
+        match continuation_decision(on, parent_state)? {
+            true => {
+                if parent_state == JobState::Succeeded {
+                    job.parent_result.clone_from(parent_result);
+                }
+                let reason = format!("parent job {parent} is {parent_state}");
+                let data = StateData {
+                    queue: Some(job.record.queue.clone()),
+                    parent: Some(parent),
+                    ..StateData::default()
+                };
+                Some((
+                    child,
+                    Change::new(JobState::Enqueued, at, reason).with_data(data),
+                    Placement::Tail,
+                ))
+            }
+            false => {
+                let reason = format!("{CONTINUATION_NOT_MET}: parent job {parent} is {parent_state}");
+                Some((
+                    child,
+                    Change::new(JobState::Deleted, at, reason),
+                    Placement::Tail,
+                ))
+            }
+        }
+    }
+
+    /// A requeued parent puts back to Awaiting the continuations its deletion had deleted,
+    /// down the chain.
+    fn rearm(&mut self, parent: JobId, at: DateTime<Utc>) {
+        let mut stack = vec![parent];
+        while let Some(parent) = stack.pop() {
+            let children = match self.jobs.get(&parent) {
+                Some(job) => job.record.children.clone(),
+                None => continue,
+            };
+            for child in children {
+                let deleted_by_parent = self.jobs.get(&child).is_some_and(|job| {
+                    job.record.state == JobState::Deleted
+                        && job.record.history.last().is_some_and(|entry| {
+                            entry
+                                .reason
+                                .as_deref()
+                                .is_some_and(|reason| reason.starts_with(CONTINUATION_NOT_MET))
+                        })
+                });
+                if deleted_by_parent {
+                    let data = StateData {
+                        parent: Some(parent),
+                        ..StateData::default()
+                    };
+                    let reason = format!("parent job {parent} was requeued");
+                    self.transition(
+                        child,
+                        Change::new(JobState::Awaiting, at, reason).with_data(data),
+                        Placement::Tail,
+                    );
+                    stack.push(child);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, new: NewJob, now: DateTime<Utc>) -> JobId {
+        self.next_id += 1;
+        let id = JobId(self.next_id);
+        let (continue_on, parent) = match new.initial {
+            InitialState::Awaiting { parent, on } => (Some(on), Some(parent)),
+            _ => (None, None),
+        };
+        let record = JobRecord {
+            id,
+            name: new.name,
+            queue: new.queue,
+            args: new.args,
+            state: JobState::Awaiting,
+            created_at: now,
+            state_at: now,
+            run_at: None,
+            retry_count: 0,
+            server_id: None,
+            parent,
+            continue_on,
+            children: Vec::new(),
+            recurring_id: new.recurring_id,
+            result: None,
+            error: None,
+            history: Vec::new(),
+        };
+        self.jobs.insert(
+            id,
+            StoredJob {
+                record,
+                position: 0,
+                enqueued_at: now,
+                lease_until: None,
+                parent_result: None,
+            },
+        );
+        let change = match new.initial {
+            InitialState::Enqueued => Change::new(JobState::Enqueued, now, None).with_data(
+                StateData {
+                    queue: self.jobs.get(&id).map(|job| job.record.queue.clone()),
+                    ..StateData::default()
+                },
+            ),
+            InitialState::Scheduled { at } => {
+                Change::new(JobState::Scheduled, now, None).with_data(StateData {
+                    run_at: Some(at),
+                    ..StateData::default()
+                })
+            }
+            InitialState::Awaiting { parent, .. } => {
+                Change::new(JobState::Awaiting, now, None).with_data(StateData {
+                    parent: Some(parent),
+                    ..StateData::default()
+                })
+            }
+        };
+        self.transition(id, change, Placement::Tail);
+        if let Some(parent) = parent {
+            if let Some(parent_job) = self.jobs.get_mut(&parent) {
+                parent_job.record.children.push(id);
+                let parent_state = parent_job.record.state;
+                let parent_result = parent_job.record.result.clone();
+                if let Some((child, change, placement)) =
+                    self.release(id, parent, parent_state, &parent_result, now)
+                {
+                    self.transition(child, change, placement);
+                }
+            }
+        }
+        id
+    }
+
+    fn fetch(&mut self, request: &FetchRequest<'_>) -> Vec<FetchedJob> {
+        let mut fetched = Vec::new();
+        for queue in request.queues {
+            while fetched.len() < request.limit {
+                let next = self.queues.get_mut(queue).and_then(BTreeMap::pop_first);
+                let Some((_, id)) = next else {
+                    break;
+                };
+                let Some(job) = self.jobs.get(&id) else {
+                    continue;
+                };
+                let record = &job.record;
+                let data = StateData {
+                    server: Some(request.server_id.to_owned()),
+                    attempt: Some(record.retry_count + 1),
+                    ..StateData::default()
+                };
+                fetched.push(FetchedJob {
+                    id,
+                    name: record.name.clone(),
+                    queue: record.queue.clone(),
+                    args: record.args.clone(),
+                    retry_count: record.retry_count,
+                    created_at: record.created_at,
+                    enqueued_at: job.enqueued_at,
+                    parent: record.parent,
+                    parent_result: job.parent_result.clone(),
+                });
+                self.transition(
+                    id,
+                    Change::new(JobState::Processing, request.now, None).with_data(data),
+                    Placement::Original,
+                );
+                if let Some(job) = self.jobs.get_mut(&id) {
+                    job.record.server_id = Some(request.server_id.to_owned());
+                    job.lease_until = Some(request.lease_until);
+                }
+            }
+        }
+        fetched
+    }
+}
+
+impl MemoryStorage {
+    /// An empty storage.
+    pub fn new() -> Self {
+        MemoryStorage::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self) {
+        self.inner.work.notify_waiters();
+        self.inner.work.notify_one();
+    }
+}
+
+fn matches_query(record: &JobRecord, query: &JobQuery) -> bool {
+    let contains = |haystack: &str, needle: &Option<String>| {
+        needle
+            .as_deref()
+            .is_none_or(|needle| haystack.to_lowercase().contains(&needle.to_lowercase()))
+    };
+    query.state.is_none_or(|state| record.state == state)
+        && query.queue.as_deref().is_none_or(|queue| record.queue == queue)
+        && contains(&record.name, &query.name_contains)
+        && contains(&record.args, &query.args_contains)
+        && (!query.retries_only || is_retry(record))
+}
+
+/// A Scheduled job whose last entry is a retry.
+pub(crate) fn is_retry(record: &JobRecord) -> bool {
+    record.state == JobState::Scheduled && record.retry_count > 0
+}
+
+fn with_last_state(state: &State, mut job: RecurringJob) -> RecurringJob {
+    job.last_job_state = job
+        .last_job_id
+        .and_then(|id| state.jobs.get(&id))
+        .map(|last| last.record.state);
+    job
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
+        let ids = {
+            let mut state = self.lock();
+            for job in &jobs {
+                if let InitialState::Awaiting { parent, .. } = job.initial {
+                    if !state.jobs.contains_key(&parent) {
+                        return Err(Error::ParentNotFound(parent));
+                    }
+                }
+            }
+            jobs.into_iter()
+                .map(|job| state.insert(job, now))
+                .collect::<Vec<_>>()
+        };
+        self.wake();
+        Ok(ids)
+    }
+
+    async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>> {
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.lock().fetch(&request))
+    }
+
+    async fn complete(&self, completions: Vec<Completion>) -> Result<()> {
+        let mut woke = false;
+        {
+            let mut state = self.lock();
+            for completion in completions {
+                let held = state.jobs.get(&completion.id).is_some_and(|job| {
+                    job.record.state == JobState::Processing
+                        && job.record.server_id.as_deref() == Some(completion.server_id.as_str())
+                });
+                if !held {
+                    continue;
+                }
+                let at = completion.at;
+                let (change, placement, failed_attempt) = match completion.outcome {
+                    Outcome::Succeeded { data } => (
+                        Change::new(JobState::Succeeded, at, None).with_data(data),
+                        Placement::Tail,
+                        false,
+                    ),
+                    Outcome::Retry {
+                        run_at,
+                        reason,
+                        mut data,
+                    } => {
+                        data.run_at = Some(run_at);
+                        (
+                            Change::new(JobState::Scheduled, at, reason).with_data(data),
+                            Placement::Tail,
+                            true,
+                        )
+                    }
+                    Outcome::Failed { reason, data } => (
+                        Change::new(JobState::Failed, at, reason).with_data(data),
+                        Placement::Tail,
+                        true,
+                    ),
+                    Outcome::Deleted { reason, data } => (
+                        Change::new(JobState::Deleted, at, reason).with_data(data),
+                        Placement::Tail,
+                        true,
+                    ),
+                    Outcome::Requeued { reason } => {
+                        woke = true;
+                        (
+                            Change::new(JobState::Enqueued, at, reason),
+                            Placement::Original,
+                            false,
+                        )
+                    }
+                };
+                if failed_attempt {
+                    if let Ok(job) = state.job_mut(completion.id) {
+                        job.record.retry_count += 1;
+                    }
+                    state.stats.entry(hour_of(at)).or_default().1 += 1;
+                }
+                state.transition(completion.id, change, placement);
+            }
+        }
+        if woke {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    async fn keep_alive(
+        &self,
+        server_id: &str,
+        ids: &[JobId],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<JobId>> {
+        let mut state = self.lock();
+        let mut lost = Vec::new();
+        for id in ids {
+            match state.jobs.get_mut(id) {
+                Some(job)
+                    if job.record.state == JobState::Processing
+                        && job.record.server_id.as_deref() == Some(server_id) =>
+                {
+                    job.lease_until = Some(lease_until);
+                }
+                _ => lost.push(*id),
+            }
+        }
+        Ok(lost)
+    }
+
+    async fn delete(&self, id: JobId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+        let mut state = self.lock();
+        if state.job_mut(id)?.record.state == JobState::Deleted {
+            return Ok(false);
+        }
+        state.transition(
+            id,
+            Change::new(JobState::Deleted, now, reason.to_owned()),
+            Placement::Tail,
+        );
+        Ok(true)
+    }
+
+    async fn requeue(&self, id: JobId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
+        {
+            let mut state = self.lock();
+            let job = state.job_mut(id)?;
+            if job.record.state == JobState::Enqueued {
+                return Ok(false);
+            }
+            let data = StateData {
+                queue: Some(job.record.queue.clone()),
+                ..StateData::default()
+            };
+            state.transition(
+                id,
+                Change::new(JobState::Enqueued, now, reason.to_owned()).with_data(data),
+                Placement::Tail,
+            );
+            state.rearm(id, now);
+        }
+        self.wake();
+        Ok(true)
+    }
+
+    async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
+        let state = self.lock();
+        Ok(state.jobs.get(&id).map(|job| {
+            let mut record = job.record.clone();
+            record.children.retain(|child| state.jobs.contains_key(child));
+            record
+        }))
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.inner.work.notified()).await;
+    }
+
+    async fn promote_scheduled(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
+        let promoted = {
+            let mut state = self.lock();
+            let due: Vec<JobId> = state
+                .scheduled
+                .iter()
+                .take_while(|(run_at, _)| *run_at <= now)
+                .take(limit)
+                .map(|(_, id)| *id)
+                .collect();
+            for id in &due {
+                let queue = state.jobs.get(id).map(|job| job.record.queue.clone());
+                let data = StateData {
+                    queue,
+                    ..StateData::default()
+                };
+                state.transition(
+                    *id,
+                    Change::new(JobState::Enqueued, now, "scheduled time reached".to_owned())
+                        .with_data(data),
+                    Placement::Tail,
+                );
+            }
+            due.len()
+        };
+        if promoted > 0 {
+            self.wake();
+        }
+        Ok(promoted)
+    }
+
+    async fn rescue_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
+        let rescued = {
+            let mut state = self.lock();
+            let expired: Vec<(JobId, String)> = state
+                .processing
+                .iter()
+                .filter_map(|id| {
+                    let job = state.jobs.get(id)?;
+                    let lapsed = job.lease_until.is_none_or(|until| until < now);
+                    lapsed.then(|| (*id, job.record.server_id.clone().unwrap_or_default()))
+                })
+                .take(limit)
+                .collect();
+            for (id, server) in &expired {
+                let reason = format!("lease expired: server {server} stopped responding");
+                state.transition(
+                    *id,
+                    Change::new(JobState::Enqueued, now, reason),
+                    Placement::Original,
+                );
+            }
+            expired.len()
+        };
+        if rescued > 0 {
+            self.wake();
+        }
+        Ok(rescued)
+    }
+
+    async fn prune(&self, request: PruneRequest) -> Result<usize> {
+        let mut state = self.lock();
+        let mut doomed: Vec<(DateTime<Utc>, JobId)> = state
+            .finished
+            .iter()
+            .take_while(|(at, _)| *at < request.finished_before)
+            .take(request.limit)
+            .copied()
+            .collect();
+        if let Some(failed_before) = request.failed_before {
+            let room = request.limit - doomed.len();
+            doomed.extend(
+                state
+                    .failed
+                    .iter()
+                    .take_while(|(at, _)| *at < failed_before)
+                    .take(room)
+                    .copied(),
+            );
+        }
+        for (_, id) in &doomed {
+            state.unindex(*id);
+            state.jobs.remove(id);
+        }
+        Ok(doomed.len())
+    }
+
+    async fn try_lead(
+        &self,
+        server_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut state = self.lock();
+        let free = match &state.leader {
+            None => true,
+            Some((leader, expires)) => leader == server_id || *expires < now,
+        };
+        if free {
+            state.leader = Some((server_id.to_owned(), until));
+        }
+        Ok(free)
+    }
+
+    async fn resign(&self, server_id: &str) -> Result<()> {
+        let mut state = self.lock();
+        if state
+            .leader
+            .as_ref()
+            .is_some_and(|(leader, _)| leader == server_id)
+        {
+            state.leader = None;
+        }
+        Ok(())
+    }
+
+    async fn register_server(&self, server: &ServerInfo, now: DateTime<Utc>) -> Result<()> {
+        self.lock().servers.insert(
+            server.id.clone(),
+            ServerRecord {
+                info: server.clone(),
+                heartbeat_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    async fn heartbeat(&self, server_id: &str, now: DateTime<Utc>) -> Result<()> {
+        if let Some(server) = self.lock().servers.get_mut(server_id) {
+            server.heartbeat_at = now;
+        }
+        Ok(())
+    }
+
+    async fn unregister_server(&self, server_id: &str) -> Result<()> {
+        self.lock().servers.remove(server_id);
+        Ok(())
+    }
+
+    async fn remove_dead_servers(&self, before: DateTime<Utc>) -> Result<usize> {
+        let mut state = self.lock();
+        let count = state.servers.len();
+        state.servers.retain(|_, server| server.heartbeat_at >= before);
+        Ok(count - state.servers.len())
+    }
+
+    async fn servers(&self) -> Result<Vec<ServerRecord>> {
+        Ok(self.lock().servers.values().cloned().collect())
+    }
+
+    async fn upsert_recurring(&self, mut job: RecurringJob) -> Result<()> {
+        let mut state = self.lock();
+        if let Some(existing) = state.recurring.get(&job.id) {
+            job.created_at = existing.created_at;
+        }
+        state.recurring.insert(job.id.clone(), job);
+        Ok(())
+    }
+
+    async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>> {
+        let state = self.lock();
+        Ok(state
+            .recurring
+            .get(id)
+            .cloned()
+            .map(|job| with_last_state(&state, job)))
+    }
+
+    async fn list_recurring(&self) -> Result<Vec<RecurringJob>> {
+        let state = self.lock();
+        Ok(state
+            .recurring
+            .values()
+            .cloned()
+            .map(|job| with_last_state(&state, job))
+            .collect())
+    }
+
+    async fn remove_recurring(&self, id: &str) -> Result<bool> {
+        Ok(self.lock().recurring.remove(id).is_some())
+    }
+
+    async fn set_recurring_paused(&self, id: &str, paused: bool) -> Result<bool> {
+        Ok(match self.lock().recurring.get_mut(id) {
+            Some(job) => {
+                job.paused = paused;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn due_recurring(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<RecurringJob>> {
+        let state = self.lock();
+        Ok(state
+            .recurring
+            .values()
+            .filter(|job| !job.paused && job.next_run.is_some_and(|next| next <= now))
+            .take(limit)
+            .cloned()
+            .map(|job| with_last_state(&state, job))
+            .collect())
+    }
+
+    async fn claim_recurring(&self, claim: RecurringClaim) -> Result<Option<Option<JobId>>> {
+        let created = {
+            let mut state = self.lock();
+            match state.recurring.get(&claim.id) {
+                Some(job) if job.next_run == claim.expected_next => {}
+                _ => return Ok(None),
+            }
+            let created = claim.job.map(|job| state.insert(job, claim.now));
+            if let Some(job) = state.recurring.get_mut(&claim.id) {
+                job.next_run = claim.next_run;
+                job.last_error = claim.note;
+                if created.is_some() {
+                    job.last_run = Some(claim.now);
+                    job.last_job_id = created;
+                }
+            }
+            created
+        };
+        if created.is_some() {
+            self.wake();
+        }
+        Ok(Some(created))
+    }
+
+    async fn counts(&self) -> Result<StateCounts> {
+        let state = self.lock();
+        let mut counts = StateCounts::default();
+        for job in state.jobs.values() {
+            *counts.by_state.entry(job.record.state).or_default() += 1;
+            if is_retry(&job.record) {
+                counts.retries += 1;
+            }
+        }
+        for (queue, ids) in &state.queues {
+            if !ids.is_empty() {
+                counts
+                    .enqueued_by_queue
+                    .insert(queue.clone(), ids.len() as u64);
+            }
+        }
+        counts.recurring = state.recurring.len() as u64;
+        counts.servers = state.servers.len() as u64;
+        Ok(counts)
+    }
+
+    async fn list_jobs(&self, query: JobQuery) -> Result<JobPage> {
+        let state = self.lock();
+        let mut matching: Vec<&JobRecord> = state
+            .jobs
+            .values()
+            .map(|job| &job.record)
+            .filter(|record| matches_query(record, &query))
+            .collect();
+        matching.sort_by(|a, b| b.state_at.cmp(&a.state_at).then(b.id.cmp(&a.id)));
+        let limit = if query.limit == 0 { 20 } else { query.limit };
+        Ok(JobPage {
+            total: matching.len() as u64,
+            jobs: matching
+                .into_iter()
+                .skip(query.offset)
+                .take(limit)
+                .map(|record| JobRecord {
+                    history: Vec::new(),
+                    ..record.clone()
+                })
+                .collect(),
+        })
+    }
+
+    async fn statistics(
+        &self,
+        granularity: Granularity,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StatPoint>> {
+        let state = self.lock();
+        let step = match granularity {
+            Granularity::Hour => TimeDelta::hours(1),
+            Granularity::Day => TimeDelta::days(1),
+        };
+        let mut points = Vec::new();
+        let mut at = from.duration_trunc(step).unwrap_or(from);
+        while at < to {
+            let end = at + step;
+            let (succeeded, failed) = state
+                .stats
+                .range(at..end)
+                .fold((0, 0), |(s, f), (_, (ds, df))| (s + ds, f + df));
+            points.push(StatPoint {
+                at,
+                succeeded,
+                failed,
+            });
+            at = end;
+        }
+        Ok(points)
+    }
+}

@@ -1,0 +1,421 @@
+//! The values passed to and returned by [`Storage`](super::Storage).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::job::{JobError, JobId, JobState};
+
+/// A job to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// The registered job name.
+    pub name: String,
+    /// The queue.
+    pub queue: String,
+    /// The arguments, as JSON text.
+    pub args: String,
+    /// The state it starts in.
+    pub initial: InitialState,
+    /// The recurring job that fired it, if any.
+    pub recurring_id: Option<String>,
+}
+
+/// The state a new job starts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialState {
+    /// Enqueued at the tail of its queue.
+    Enqueued,
+    /// Scheduled: enqueued at `at`.
+    Scheduled {
+        /// When it becomes Enqueued.
+        at: DateTime<Utc>,
+    },
+    /// Awaiting its parent (a continuation).
+    Awaiting {
+        /// The parent job.
+        parent: JobId,
+        /// Which parent outcome releases it.
+        on: ContinueOn,
+    },
+}
+
+/// When a continuation runs. "Finished" is Succeeded, Deleted, or Failed after its retries.
+///
+/// | parent becomes | `Succeeded` (default) | `AnyFinished` | `Failed` |
+/// | --- | --- | --- | --- |
+/// | Succeeded | child Enqueued | child Enqueued | child Deleted |
+/// | Failed (retries exhausted) | child keeps Awaiting | child Enqueued | child Enqueued |
+/// | Deleted | child Deleted | child Enqueued | child Deleted |
+///
+/// A deleted child deletes its own continuations, down the chain. A Failed parent that is
+/// requeued re-arms children that are still Awaiting; a child already released stays released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContinueOn {
+    /// Only when the parent succeeded (Hangfire's default).
+    #[default]
+    Succeeded,
+    /// Whenever the parent finishes: Succeeded, Deleted, or Failed after retries.
+    AnyFinished,
+    /// Only when the parent Failed after exhausting its retries.
+    Failed,
+}
+
+/// What a child does when its parent reaches `parent_state`: `Some(true)` run, `Some(false)`
+/// delete, `None` keep waiting. One place for the table on [`ContinueOn`].
+pub fn continuation_decision(on: ContinueOn, parent_state: JobState) -> Option<bool> {
+    match (on, parent_state) {
+        (ContinueOn::Succeeded, JobState::Succeeded) => Some(true),
+        (ContinueOn::Succeeded, JobState::Deleted) => Some(false),
+        (ContinueOn::AnyFinished, JobState::Succeeded | JobState::Deleted | JobState::Failed) => {
+            Some(true)
+        }
+        (ContinueOn::Failed, JobState::Failed) => Some(true),
+        (ContinueOn::Failed, JobState::Succeeded | JobState::Deleted) => Some(false),
+        _ => None,
+    }
+}
+
+/// A request to claim jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchRequest<'a> {
+    /// The claiming server.
+    pub server_id: &'a str,
+    /// Queues in priority order.
+    pub queues: &'a [String],
+    /// At most this many jobs.
+    pub limit: usize,
+    /// The current time.
+    pub now: DateTime<Utc>,
+    /// The lease's end; kept alive by `keep_alive` while the job runs.
+    pub lease_until: DateTime<Utc>,
+}
+
+/// A claimed job, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedJob {
+    /// Its id.
+    pub id: JobId,
+    /// Its registered name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its arguments, as JSON text.
+    pub args: String,
+    /// Failed attempts so far (0 on the first run).
+    pub retry_count: u32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last became Enqueued (for latency).
+    pub enqueued_at: DateTime<Utc>,
+    /// The parent, for a continuation.
+    pub parent: Option<JobId>,
+    /// The parent's result, for a continuation released by a parent that succeeded with one.
+    pub parent_result: Option<serde_json::Value>,
+}
+
+/// The outcome of one attempt, to apply to a Processing job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The job.
+    pub id: JobId,
+    /// The server that ran it (must still hold the lease).
+    pub server_id: String,
+    /// When the attempt ended.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What one attempt ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// → Succeeded.
+    Succeeded {
+        /// Server, attempt, duration, latency, result.
+        data: StateData,
+    },
+    /// → Scheduled for a retry at `run_at`; the retry count grows by one.
+    Retry {
+        /// When to retry.
+        run_at: DateTime<Utc>,
+        /// "Retry attempt n of N: message".
+        reason: String,
+        /// The error and attempt data.
+        data: StateData,
+    },
+    /// → Failed (retries exhausted); the retry count grows by one.
+    Failed {
+        /// Why.
+        reason: String,
+        /// The error and attempt data.
+        data: StateData,
+    },
+    /// → Deleted (retries exhausted with `on_exhausted = "delete"`).
+    Deleted {
+        /// Why.
+        reason: String,
+        /// The error and attempt data.
+        data: StateData,
+    },
+    /// → Enqueued at its original place at the head of the queue (server shutdown); the
+    /// retry count does not change.
+    Requeued {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The data recorded with a state change. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateData {
+    /// The server involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The attempt number (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// How long the attempt ran, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// From enqueued to started, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// The job's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// The attempt's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// For Scheduled: when it will be enqueued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<DateTime<Utc>>,
+    /// For Awaiting: the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<JobId>,
+    /// For Enqueued: the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+}
+
+/// One entry of a job's state history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The state entered.
+    pub state: JobState,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Details.
+    #[serde(default)]
+    pub data: StateData,
+}
+
+/// A stored job with everything known about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: JobId,
+    /// Its registered name.
+    pub name: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its arguments, as JSON text.
+    pub args: String,
+    /// Its current state.
+    pub state: JobState,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it entered its current state.
+    pub state_at: DateTime<Utc>,
+    /// For Scheduled: when it will be enqueued.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Failed attempts so far.
+    pub retry_count: u32,
+    /// For Processing: the server holding its lease.
+    pub server_id: Option<String>,
+    /// The parent, for a continuation.
+    pub parent: Option<JobId>,
+    /// When a continuation runs.
+    pub continue_on: Option<ContinueOn>,
+    /// Its continuations.
+    pub children: Vec<JobId>,
+    /// The recurring job that fired it.
+    pub recurring_id: Option<String>,
+    /// Its result (when Succeeded with a value).
+    pub result: Option<serde_json::Value>,
+    /// The last attempt's error.
+    pub error: Option<JobError>,
+    /// Every state it went through, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// What [`Storage::prune`](super::Storage::prune) removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneRequest {
+    /// Succeeded and Deleted jobs that finished before this.
+    pub finished_before: DateTime<Utc>,
+    /// Failed jobs that failed before this (`None`: failed jobs are kept).
+    pub failed_before: Option<DateTime<Utc>>,
+    /// At most this many per call.
+    pub limit: usize,
+}
+
+/// A server, as it announces itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Unique id (host, pid and a random part).
+    pub id: String,
+    /// Queues served, in priority order.
+    pub queues: Vec<String>,
+    /// Number of workers.
+    pub workers: usize,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// A registered server with its last heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRecord {
+    /// What it announced.
+    pub info: ServerInfo,
+    /// Its last heartbeat.
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+/// What a recurring job does after downtime in which occurrences were missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Misfire {
+    /// One job for all missed occurrences (default).
+    #[default]
+    FireOnce,
+    /// One job per missed occurrence.
+    FireAll,
+}
+
+/// A recurring job's definition and its last run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurringJob {
+    /// Its id.
+    pub id: String,
+    /// The cron expression as given.
+    pub cron: String,
+    /// IANA time zone name (`UTC` by default).
+    pub time_zone: String,
+    /// The job it fires: name, queue, arguments.
+    pub job_name: String,
+    /// The queue of the fired jobs.
+    pub queue: String,
+    /// Arguments of the fired jobs, as JSON text.
+    pub args: String,
+    /// Misfire handling.
+    pub misfire: Misfire,
+    /// Skip a firing while the previous job is still Enqueued or Processing.
+    pub skip_if_running: bool,
+    /// Paused recurring jobs do not fire.
+    pub paused: bool,
+    /// The next occurrence (`None` if the expression has no future occurrence).
+    pub next_run: Option<DateTime<Utc>>,
+    /// When it last fired.
+    pub last_run: Option<DateTime<Utc>>,
+    /// The job it last created.
+    pub last_job_id: Option<JobId>,
+    /// That job's current state (filled when read).
+    pub last_job_state: Option<JobState>,
+    /// Why the last firing failed or was skipped.
+    pub last_error: Option<String>,
+    /// When it was first added.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One atomic claim of a recurring occurrence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurringClaim {
+    /// The recurring job.
+    pub id: String,
+    /// The `next_run` the claimer saw; the claim fails if it changed.
+    pub expected_next: Option<DateTime<Utc>>,
+    /// The new `next_run`.
+    pub next_run: Option<DateTime<Utc>>,
+    /// The job to create, or `None` for a skipped firing.
+    pub job: Option<NewJob>,
+    /// Recorded as `last_error` (a skip reason), or cleared when `None`.
+    pub note: Option<String>,
+    /// The current time (recorded as `last_run`).
+    pub now: DateTime<Utc>,
+}
+
+/// Job counts per state, and Enqueued per queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Jobs per state (states with none may be missing).
+    pub by_state: BTreeMap<JobState, u64>,
+    /// Enqueued jobs per queue.
+    pub enqueued_by_queue: BTreeMap<String, u64>,
+    /// Scheduled jobs that are retries.
+    pub retries: u64,
+    /// Recurring jobs.
+    pub recurring: u64,
+    /// Registered servers.
+    pub servers: u64,
+}
+
+impl StateCounts {
+    /// The count of one state.
+    pub fn get(&self, state: JobState) -> u64 {
+        self.by_state.get(&state).copied().unwrap_or(0)
+    }
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only names containing this (case-insensitive).
+    pub name_contains: Option<String>,
+    /// Only arguments whose JSON text contains this (case-insensitive).
+    pub args_contains: Option<String>,
+    /// Only Scheduled jobs that are retries.
+    pub retries_only: bool,
+    /// Skip this many.
+    pub offset: usize,
+    /// At most this many (0 means 20).
+    pub limit: usize,
+}
+
+/// A page of jobs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobPage {
+    /// The jobs on this page (without history).
+    pub jobs: Vec<JobRecord>,
+    /// How many match in all.
+    pub total: u64,
+}
+
+/// Buckets of [`Storage::statistics`](super::Storage::statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Granularity {
+    /// One point per hour.
+    Hour,
+    /// One point per day.
+    Day,
+}
+
+/// Succeeded and failed counts in one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatPoint {
+    /// The bucket's start.
+    pub at: DateTime<Utc>,
+    /// Jobs that succeeded in it.
+    pub succeeded: u64,
+    /// Attempts that failed in it (retries included).
+    pub failed: u64,
+}

@@ -1,0 +1,1 @@
+//! Internal crate: see the files under this folder.
