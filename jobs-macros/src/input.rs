@@ -53,6 +53,8 @@ pub(crate) enum FnKind {
     Method {
         /// `EmailService`.
         self_ty: Type,
+        /// `self: Arc<Self>` (the resolved `Arc` is passed), rather than `&self`.
+        receiver_is_arc: bool,
     },
 }
 
@@ -259,6 +261,7 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
             struct_ident: Ident::new(&struct_name, ident.span()),
             kind: FnKind::Method {
                 self_ty: (*item.self_ty).clone(),
+                receiver_is_arc: receiver_is_arc(&method.sig),
             },
             is_async: method.sig.asyncness.is_some(),
             vis: method.vis.clone(),
@@ -354,6 +357,12 @@ fn check_receiver(cx: &Errors, sig: &Signature) {
             "job methods must take `&self`, `self: &Self` or `self: Arc<Self>`: the service is shared from the container as an `Arc`",
         );
     }
+}
+
+/// Whether the (checked) receiver is `self: Arc<Self>`.
+fn receiver_is_arc(sig: &Signature) -> bool {
+    matches!(sig.inputs.first(), Some(FnArg::Receiver(receiver))
+        if receiver.colon_token.is_some() && arc_inner(&receiver.ty).is_some())
 }
 
 /// Whether `ty` is `Self`.
