@@ -61,15 +61,21 @@ pub(crate) mod kw {
     }
 }
 
-/// A parsed option value with the spans of its key and of its value.
+/// A parsed option value with the span of its value (the span of its key is in
+/// [`JobAttrs::seen`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Setting<T> {
     /// The value.
     pub(crate) value: T,
-    /// The span of the key (`queue` in `queue = "critical"`).
-    pub(crate) key: Span,
-    /// The span of the value (`"critical"`).
+    /// The span of the value (`"critical"` in `queue = "critical"`).
     pub(crate) span: Span,
+}
+
+impl<T> Setting<T> {
+    /// `Some` setting, for assigning to an option field.
+    fn new(value: T, span: Span) -> Option<Self> {
+        Some(Setting { value, span })
+    }
 }
 
 /// What happens when a job's retries are used up (mirrors `jobs::OnExhausted`).
@@ -114,6 +120,7 @@ pub(crate) fn parse(cx: &Errors, args: TokenStream) -> JobAttrs {
     if let Err(error) = parser.parse2(args) {
         cx.syn_error(error);
     }
+    attrs.check(cx);
     attrs
 }
 
@@ -137,32 +144,25 @@ impl JobAttrs {
         self.seen.push((key, key_span));
         let value = ungroup(value);
         let span = value.span();
-        let setting = |value| {
-            Some(Setting {
-                value,
-                key: key_span,
-                span,
-            })
-        };
         match key {
             kw::NAME => {
                 if let Some(lit) = lit_str(cx, key, &value) {
                     if lit.value().is_empty() {
                         cx.error_spanned_by(&lit, "job name must not be empty");
                     } else {
-                        self.name = setting(lit.value());
+                        self.name = Setting::new(lit.value(), span);
                     }
                 }
             }
             kw::ALIASES => {
                 if let Some(aliases) = aliases(cx, &value) {
-                    self.aliases = setting(aliases);
+                    self.aliases = Setting::new(aliases, span);
                 }
             }
             kw::QUEUE => {
                 if let Some(lit) = lit_str(cx, key, &value) {
                     match check_queue(&lit.value()) {
-                        Ok(()) => self.queue = setting(lit.value()),
+                        Ok(()) => self.queue = Setting::new(lit.value(), span),
                         Err(message) => cx.error_spanned_by(&lit, message),
                     }
                 }
@@ -170,21 +170,21 @@ impl JobAttrs {
             kw::RETRIES => {
                 if let Some(lit) = lit_int(cx, key, &value) {
                     match lit.base10_parse::<u32>() {
-                        Ok(retries) => self.retries = setting(retries),
+                        Ok(retries) => self.retries = Setting::new(retries, span),
                         Err(_) => cx.error_spanned_by(&lit, "`retries` must fit in a `u32`"),
                     }
                 }
             }
             kw::RETRY_DELAYS => {
                 if let Some(delays) = retry_delays(cx, &value) {
-                    self.retry_delays = setting(delays);
+                    self.retry_delays = Setting::new(delays, span);
                 }
             }
             kw::ON_EXHAUSTED => {
                 if let Some(lit) = lit_str(cx, key, &value) {
                     match lit.value().as_str() {
-                        "fail" => self.on_exhausted = setting(OnExhausted::Fail),
-                        "delete" => self.on_exhausted = setting(OnExhausted::Delete),
+                        "fail" => self.on_exhausted = Setting::new(OnExhausted::Fail, span),
+                        "delete" => self.on_exhausted = Setting::new(OnExhausted::Delete, span),
                         other => cx.error_spanned_by(
                             &lit,
                             format_args!(
@@ -197,19 +197,32 @@ impl JobAttrs {
             kw::TIMEOUT => {
                 if let Some(lit) = lit_str(cx, key, &value) {
                     match parse_timeout(&lit.value()) {
-                        Ok(millis) => self.timeout = setting(millis),
+                        Ok(millis) => self.timeout = Setting::new(millis, span),
                         Err(message) => cx.error_spanned_by(&lit, message),
                     }
                 }
             }
             kw::CRATE => {
                 if let Some(path) = crate_path(cx, &value) {
-                    self.krate = setting(path);
+                    self.krate = Setting::new(path, span);
                 }
             }
             _ => unreachable!("every key of `kw::ALL` is handled"),
         }
         Ok(())
+    }
+
+    /// Cross-option checks, once every option is parsed.
+    pub(crate) fn check(&self, cx: &Errors) {
+        // Delays are waited before retries; with no retries they would silently do nothing.
+        if let (Some(retries), Some(delays)) = (&self.retries, &self.retry_delays) {
+            if retries.value == 0 {
+                cx.error_at(
+                    delays.span,
+                    "`retry_delays` has no effect with `retries = 0`; remove one of them",
+                );
+            }
+        }
     }
 
     /// The span of the first occurrence of `key`, if it was given (even with a bad value).
@@ -600,6 +613,14 @@ mod tests {
         assert_eq!(
             parse_err(quote!(queue)),
             ["expected a value, e.g. `queue = \"critical\"`"]
+        );
+    }
+
+    #[test]
+    fn delays_without_retries() {
+        assert_eq!(
+            parse_err(quote!(retries = 0, retry_delays = [1])),
+            ["`retry_delays` has no effect with `retries = 0`; remove one of them"]
         );
     }
 

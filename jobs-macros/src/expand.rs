@@ -7,6 +7,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Item, LitStr};
 
@@ -369,6 +370,7 @@ mod tests {
         job(args, item).to_string()
     }
 
+    /// Token streams print with a space between tokens; compare printed forms.
     fn normalized(tokens: TokenStream) -> String {
         tokens.to_string()
     }
@@ -438,8 +440,8 @@ mod tests {
             let expected = normalized(expected);
             assert!(output.contains(&expected), "missing `{expected}` in\n{output}");
         }
-        assert!(!output.contains("::jobs::"), "{output}");
-        assert!(!output.contains("inject"), "{output}");
+        assert!(!output.contains(":: jobs ::"), "{output}");
+        assert!(!output.contains("# [inject]"), "{output}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use proc_macro2::{Ident, Span};
 use quote::{format_ident, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{
@@ -195,8 +196,10 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
         );
         ok = false;
     }
+    // After a generics error, `impl<T> S<T>` would also fail the plain-type-name check.
     let type_name = match self_type_name(&item.self_ty) {
         Ok(ident) => Some(ident),
+        Err(_) if !ok => None,
         Err(culprit) => {
             cx.error_spanned_by(
                 culprit,
@@ -230,7 +233,9 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
                 if let Some(span) = attrs.key_span(attr::kw::CRATE) {
                     cx.error_at(span, "`crate` can only be set on the impl block");
                 }
-                attrs.or(&impl_attrs)
+                let attrs = attrs.or(&impl_attrs);
+                attrs.check(cx);
+                attrs
             }
             None => impl_attrs.clone(),
         };
@@ -720,7 +725,6 @@ mod tests {
         assert!(!job.is_async);
         assert_eq!(job.options.queue, "default");
         assert_eq!(job.options.retries, None);
-        assert_eq!(quote!(#(job.output)).to_string(), "");
         let output = &job.output;
         assert_eq!(quote!(#output).to_string(), "()");
     }

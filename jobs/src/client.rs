@@ -117,7 +117,8 @@ impl Client {
         job: &J,
         on: ContinueOn,
     ) -> Result<JobId> {
-        self.create(job, InitialState::Awaiting { parent, on }).await
+        self.create(job, InitialState::Awaiting { parent, on })
+            .await
     }
 
     async fn create<J: Job>(&self, job: &J, initial: InitialState) -> Result<JobId> {

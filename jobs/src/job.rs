@@ -269,7 +269,10 @@ where
             },
             Err(error) => {
                 let boxed: BoxError = error.into();
-                Err(JobError::from_error(std::any::type_name::<E>(), boxed.as_ref()))
+                Err(JobError::from_error(
+                    std::any::type_name::<E>(),
+                    boxed.as_ref(),
+                ))
             }
         }
     }

@@ -86,12 +86,12 @@ pub use jobs_macros::job;
 
 /// The names most programs need: `use jobs::prelude::*;`.
 pub mod prelude {
-    #[cfg(feature = "macros")]
-    pub use jobs_macros::job;
     pub use crate::{
         CancellationToken, Client, ContinueOn, Job, JobContext, JobId, JobState, MemoryStorage,
         Server, Services,
     };
+    #[cfg(feature = "macros")]
+    pub use jobs_macros::job;
 }
 
 #[doc(hidden)]

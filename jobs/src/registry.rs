@@ -5,10 +5,10 @@ use std::fmt;
 
 use futures::future::BoxFuture;
 
+use crate::__private::Invocation;
 use crate::container::{Container, ServiceKey};
 use crate::error::{Error, Result};
 use crate::job::{JobOptions, RunResult};
-use crate::__private::Invocation;
 
 /// How to run one job type. `#[job]` submits one per job; the server looks them up by name.
 pub struct JobEntry {

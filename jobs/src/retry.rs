@@ -118,7 +118,13 @@ mod tests {
     fn hangfire_formula_bounds() {
         let policy = HangfireBackoff::default();
         let error = JobError::new("e", "boom");
-        for (retry, low, high) in [(1, 15, 44), (2, 16, 74), (3, 31, 118), (5, 271, 416), (10, 6576, 6866)] {
+        for (retry, low, high) in [
+            (1, 15, 44),
+            (2, 16, 74),
+            (3, 31, 118),
+            (5, 271, 416),
+            (10, 6576, 6866),
+        ] {
             assert_eq!(HangfireBackoff::delay_with(retry, 0).as_secs(), low);
             assert_eq!(HangfireBackoff::delay_with(retry, 29).as_secs(), high);
             for _ in 0..200 {
@@ -137,13 +143,27 @@ mod tests {
             retry_delays: &[1, 5],
             ..JobOptions::DEFAULT
         };
-        let delays: Vec<_> = (1..=4).map(|attempt| decide(&policy, &options, attempt, &error)).collect();
+        let delays: Vec<_> = (1..=4)
+            .map(|attempt| decide(&policy, &options, attempt, &error))
+            .collect();
         assert_eq!(
             delays,
             vec![
-                RetryDecision::Retry { retry: 1, of: 3, delay: Duration::from_secs(1) },
-                RetryDecision::Retry { retry: 2, of: 3, delay: Duration::from_secs(5) },
-                RetryDecision::Retry { retry: 3, of: 3, delay: Duration::from_secs(5) },
+                RetryDecision::Retry {
+                    retry: 1,
+                    of: 3,
+                    delay: Duration::from_secs(1)
+                },
+                RetryDecision::Retry {
+                    retry: 2,
+                    of: 3,
+                    delay: Duration::from_secs(5)
+                },
+                RetryDecision::Retry {
+                    retry: 3,
+                    of: 3,
+                    delay: Duration::from_secs(5)
+                },
                 RetryDecision::Exhausted { of: 3 },
             ]
         );

@@ -212,13 +212,17 @@ impl ServerBuilder {
     pub fn build(self) -> Result<Server> {
         let config = &self.config;
         if config.queues.is_empty() {
-            return Err(Error::InvalidConfig("a server needs at least one queue".into()));
+            return Err(Error::InvalidConfig(
+                "a server needs at least one queue".into(),
+            ));
         }
         for queue in &config.queues {
             validate_queue(queue)?;
         }
         if config.workers == 0 {
-            return Err(Error::InvalidConfig("a server needs at least one worker".into()));
+            return Err(Error::InvalidConfig(
+                "a server needs at least one worker".into(),
+            ));
         }
         for (name, value) in [
             ("poll_interval", config.poll_interval),
@@ -227,7 +231,9 @@ impl ServerBuilder {
             ("maintenance_interval", config.maintenance_interval),
         ] {
             if value.is_zero() {
-                return Err(Error::InvalidConfig(format!("{name} must be greater than zero")));
+                return Err(Error::InvalidConfig(format!(
+                    "{name} must be greater than zero"
+                )));
             }
         }
         if config.heartbeat_interval >= config.lease {

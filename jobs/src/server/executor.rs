@@ -10,11 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Shared;
+use crate::__private::Invocation;
 use crate::clock;
 use crate::container::Scope;
 use crate::context::{ContextParts, JobContext};
 use crate::job::{JobError, JobOptions, OnExhausted, RunResult};
-use crate::__private::Invocation;
 use crate::registry::JobEntry;
 use crate::retry::{self, RetryDecision};
 use crate::storage::{Completion, FetchedJob, Outcome, StateData};

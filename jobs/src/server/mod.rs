@@ -11,9 +11,9 @@ mod executor;
 mod heartbeat;
 mod producer;
 
-pub use config::ServerBuilder;
 #[allow(unused_imports)]
 pub(crate) use config::validate_queue;
+pub use config::ServerBuilder;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -150,7 +150,10 @@ impl Server {
             workers: shared.config.workers,
             started_at: shared.clock.now(),
         };
-        shared.storage.register_server(&info, shared.clock.now()).await?;
+        shared
+            .storage
+            .register_server(&info, shared.clock.now())
+            .await?;
         tracing::info!(
             server = %shared.server_id,
             queues = ?shared.config.queues,
@@ -238,7 +241,9 @@ impl ServerHandle {
                     running = shared.running().len(),
                     "jobs did not stop in time; their leases will lapse and another server will run them"
                 );
-                result = Err(Error::ShutdownTimeout(config.shutdown_grace + config.shutdown_timeout));
+                result = Err(Error::ShutdownTimeout(
+                    config.shutdown_grace + config.shutdown_timeout,
+                ));
             }
         }
         // Every job task has ended (or was abandoned): the completer drains what is left.

@@ -145,8 +145,8 @@ impl State {
     /// Moves a job to a new state: indexes, history, statistics, and the continuations it
     /// releases (cascading deletes down the chain).
     fn transition(&mut self, id: JobId, change: Change, placement: Placement) {
-        let mut work = vec![(id, change, placement)];
-        while let Some((id, change, placement)) = work.pop() {
+        let mut work = std::collections::VecDeque::from([(id, change, placement)]);
+        while let Some((id, change, placement)) = work.pop_front() {
             self.unindex(id);
             let position = self.next_position;
             let Some(job) = self.jobs.get_mut(&id) else {
@@ -212,7 +212,7 @@ impl State {
                 let children = record.children.clone();
                 for child in children {
                     if let Some(next) = self.release(child, id, state, &parent_result, change.at) {
-                        work.push(next);
+                        work.push_back(next);
                     }
                 }
             }
@@ -251,7 +251,8 @@ impl State {
                 ))
             }
             false => {
-                let reason = format!("{CONTINUATION_NOT_MET}: parent job {parent} is {parent_state}");
+                let reason =
+                    format!("{CONTINUATION_NOT_MET}: parent job {parent} is {parent_state}");
                 Some((
                     child,
                     Change::new(JobState::Deleted, at, reason),
@@ -334,24 +335,22 @@ impl State {
             },
         );
         let change = match new.initial {
-            InitialState::Enqueued => Change::new(JobState::Enqueued, now, None).with_data(
-                StateData {
+            InitialState::Enqueued => {
+                Change::new(JobState::Enqueued, now, None).with_data(StateData {
                     queue: self.jobs.get(&id).map(|job| job.record.queue.clone()),
                     ..StateData::default()
-                },
-            ),
-            InitialState::Scheduled { at } => {
-                Change::new(JobState::Scheduled, now, None).with_data(StateData {
+                })
+            }
+            InitialState::Scheduled { at } => Change::new(JobState::Scheduled, now, None)
+                .with_data(StateData {
                     run_at: Some(at),
                     ..StateData::default()
-                })
-            }
-            InitialState::Awaiting { parent, .. } => {
-                Change::new(JobState::Awaiting, now, None).with_data(StateData {
+                }),
+            InitialState::Awaiting { parent, .. } => Change::new(JobState::Awaiting, now, None)
+                .with_data(StateData {
                     parent: Some(parent),
                     ..StateData::default()
-                })
-            }
+                }),
         };
         self.transition(id, change, Placement::Tail);
         if let Some(parent) = parent {
@@ -438,7 +437,10 @@ fn matches_query(record: &JobRecord, query: &JobQuery) -> bool {
             .is_none_or(|needle| haystack.to_lowercase().contains(&needle.to_lowercase()))
     };
     query.state.is_none_or(|state| record.state == state)
-        && query.queue.as_deref().is_none_or(|queue| record.queue == queue)
+        && query
+            .queue
+            .as_deref()
+            .is_none_or(|queue| record.queue == queue)
         && contains(&record.name, &query.name_contains)
         && contains(&record.args, &query.args_contains)
         && (!query.retries_only || is_retry(record))
@@ -610,7 +612,9 @@ impl Storage for MemoryStorage {
         let state = self.lock();
         Ok(state.jobs.get(&id).map(|job| {
             let mut record = job.record.clone();
-            record.children.retain(|child| state.jobs.contains_key(child));
+            record
+                .children
+                .retain(|child| state.jobs.contains_key(child));
             record
         }))
     }
@@ -761,7 +765,9 @@ impl Storage for MemoryStorage {
     async fn remove_dead_servers(&self, before: DateTime<Utc>) -> Result<usize> {
         let mut state = self.lock();
         let count = state.servers.len();
-        state.servers.retain(|_, server| server.heartbeat_at >= before);
+        state
+            .servers
+            .retain(|_, server| server.heartbeat_at >= before);
         Ok(count - state.servers.len())
     }
 

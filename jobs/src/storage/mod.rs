@@ -80,8 +80,12 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Takes or keeps the maintenance leadership for `server_id` until `until`. Returns whether
     /// `server_id` is the leader.
-    async fn try_lead(&self, server_id: &str, now: DateTime<Utc>, until: DateTime<Utc>)
-        -> Result<bool>;
+    async fn try_lead(
+        &self,
+        server_id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
 
     /// Gives up the leadership if `server_id` holds it.
     async fn resign(&self, server_id: &str) -> Result<()>;

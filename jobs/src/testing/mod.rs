@@ -64,3 +64,5 @@ fn describe(record: &Option<JobRecord>) -> String {
         }
     }
 }
+
+pub mod conformance;

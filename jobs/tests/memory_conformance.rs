@@ -1,0 +1,7 @@
+//! MemoryStorage against the storage conformance suite.
+
+async fn setup() -> jobs::MemoryStorage {
+    jobs::MemoryStorage::new()
+}
+
+jobs::conformance_tests!(setup);
