@@ -416,7 +416,9 @@ fn retry_delays(cx: &Errors, value: &Expr) -> Option<Vec<u64>> {
 /// `crate = ::jobs` or `crate = "jobs"`.
 fn crate_path(cx: &Errors, value: &Expr) -> Option<Path> {
     match value {
-        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Some(path.path.clone()),
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
+            Some(path.path.clone())
+        }
         Expr::Lit(syn::ExprLit {
             lit: Lit::Str(lit), ..
         }) => match lit.parse::<Path>() {
@@ -532,7 +534,13 @@ mod tests {
             crate = ::my_jobs,
         ));
         assert_eq!(attrs.name.unwrap().value, "billing.charge");
-        let aliases: Vec<String> = attrs.aliases.unwrap().value.into_iter().map(|a| a.0).collect();
+        let aliases: Vec<String> = attrs
+            .aliases
+            .unwrap()
+            .value
+            .into_iter()
+            .map(|a| a.0)
+            .collect();
         assert_eq!(aliases, ["charge", "billing.charge_v1"]);
         assert_eq!(attrs.queue.unwrap().value, "critical");
         assert_eq!(attrs.retries.unwrap().value, 3);
@@ -545,8 +553,14 @@ mod tests {
 
     #[test]
     fn crate_accepts_a_string_and_the_crate_keyword() {
-        let krate = parse_ok(quote!(crate = "my_jobs::inner")).krate.unwrap().value;
-        assert_eq!(quote!(#krate).to_string(), quote!(my_jobs::inner).to_string());
+        let krate = parse_ok(quote!(crate = "my_jobs::inner"))
+            .krate
+            .unwrap()
+            .value;
+        assert_eq!(
+            quote!(#krate).to_string(),
+            quote!(my_jobs::inner).to_string()
+        );
         let krate = parse_ok(quote!(crate = crate)).krate.unwrap().value;
         assert_eq!(quote!(#krate).to_string(), "crate");
     }
@@ -555,8 +569,10 @@ mod tests {
     fn unknown_key_lists_every_valid_key() {
         assert_eq!(
             parse_err(quote!(foo = 1)),
-            ["unknown `#[job]` option `foo`; expected one of: `name`, `aliases`, `queue`, \
-              `retries`, `retry_delays`, `on_exhausted`, `timeout`, `crate`"]
+            [
+                "unknown `#[job]` option `foo`; expected one of: `name`, `aliases`, `queue`, \
+              `retries`, `retry_delays`, `on_exhausted`, `timeout`, `crate`"
+            ]
         );
         assert!(parse_err(quote!(max_attempts = 3))[0].contains("`retries = N`"));
     }
@@ -585,7 +601,10 @@ mod tests {
             errors[0],
             "invalid queue name `Critical`: queue names must match `^[a-z0-9_-]+$`"
         );
-        assert_eq!(errors[1], "`retries` must be an integer literal, e.g. `retries = 3`");
+        assert_eq!(
+            errors[1],
+            "`retries` must be an integer literal, e.g. `retries = 3`"
+        );
         assert!(errors[2].starts_with("unknown `#[job]` option `bogus`"));
         assert!(errors[3].starts_with("invalid timeout `30`"));
         assert_eq!(
@@ -598,11 +617,20 @@ mod tests {
 
     #[test]
     fn value_errors() {
-        assert_eq!(parse_err(quote!(queue = "")), ["queue name must not be empty"]);
+        assert_eq!(
+            parse_err(quote!(queue = "")),
+            ["queue name must not be empty"]
+        );
         assert_eq!(parse_err(quote!(name = "")), ["job name must not be empty"]);
-        assert_eq!(parse_err(quote!(retries = 5000000000)), ["`retries` must fit in a `u32`"]);
+        assert_eq!(
+            parse_err(quote!(retries = 5000000000)),
+            ["`retries` must fit in a `u32`"]
+        );
         assert_eq!(parse_err(quote!(retries = -1)).len(), 1);
-        assert_eq!(parse_err(quote!(aliases = ["a", "a"])), ["alias `a` is listed twice"]);
+        assert_eq!(
+            parse_err(quote!(aliases = ["a", "a"])),
+            ["alias `a` is listed twice"]
+        );
         assert_eq!(parse_err(quote!(aliases = "a")).len(), 1);
         assert_eq!(parse_err(quote!(retry_delays = [1, "2"])).len(), 1);
         assert_eq!(parse_err(quote!(crate = 1)).len(), 1);
@@ -647,13 +675,23 @@ mod tests {
         assert_eq!(parse_timeout("30s"), Ok(30_000));
         assert_eq!(parse_timeout("5m"), Ok(300_000));
         assert_eq!(parse_timeout("1h"), Ok(3_600_000));
-        assert_eq!(parse_timeout("0ms"), Err("timeout must be greater than zero".to_owned()));
+        assert_eq!(
+            parse_timeout("0ms"),
+            Err("timeout must be greater than zero".to_owned())
+        );
         for bad in ["30", "s", "", "30 s", "1.5s", "-1s", "30sec", "1d", "30S"] {
             let error = parse_timeout(bad).unwrap_err();
-            assert!(error.starts_with(&format!("invalid timeout `{bad}`")), "{bad}: {error}");
+            assert!(
+                error.starts_with(&format!("invalid timeout `{bad}`")),
+                "{bad}: {error}"
+            );
         }
-        assert!(parse_timeout("99999999999999999999s").unwrap_err().contains("too large"));
-        assert!(parse_timeout("18446744073709551615h").unwrap_err().contains("too large"));
+        assert!(parse_timeout("99999999999999999999s")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_timeout("18446744073709551615h")
+            .unwrap_err()
+            .contains("too large"));
     }
 
     #[test]

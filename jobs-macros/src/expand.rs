@@ -385,20 +385,41 @@ mod tests {
             },
         );
         for expected in [
-            quote!(pub async fn send_welcome(user_id: i64, template: String) -> Result<(), MailError> {}),
+            quote!(
+                pub async fn send_welcome(user_id: i64, template: String) -> Result<(), MailError> {
+                }
+            ),
             quote!(#[doc = r" Sends the welcome mail."]),
             quote!(#[serde(crate = ":: jobs :: __private :: serde")]),
-            quote!(pub struct SendWelcome { #[doc = "The `user_id` argument."] pub user_id: i64, #[doc = "The `template` argument."] pub template: String, }),
-            quote!(pub fn new(user_id: i64, template: String) -> Self { Self { user_id, template } }),
+            quote!(
+                pub struct SendWelcome {
+                    #[doc = "The `user_id` argument."]
+                    pub user_id: i64,
+                    #[doc = "The `template` argument."]
+                    pub template: String,
+                }
+            ),
+            quote!(
+                pub fn new(user_id: i64, template: String) -> Self {
+                    Self { user_id, template }
+                }
+            ),
             quote!(impl ::jobs::__private::Job for SendWelcome { const NAME: &'static str = "send_welcome"; const QUEUE: &'static str = "default"; }),
-            quote!(const _: () = ::jobs::__private::assert_argument::<i64>();),
-            quote!(const _: () = ::jobs::__private::assert_output::<Result<(), MailError> >();),
+            quote!(
+                const _: () = ::jobs::__private::assert_argument::<i64>();
+            ),
+            quote!(
+                const _: () = ::jobs::__private::assert_output::<Result<(), MailError>>();
+            ),
             quote!(let __jobs_output = send_welcome(__jobs_args.user_id, __jobs_args.template).await;),
             quote!(retries: ::core::option::Option::None,),
             quote!(services: &[],),
         ] {
             let expected = normalized(expected);
-            assert!(output.contains(&expected), "missing `{expected}` in\n{output}");
+            assert!(
+                output.contains(&expected),
+                "missing `{expected}` in\n{output}"
+            );
         }
         assert!(!output.contains("compile_error"), "{output}");
     }
@@ -421,15 +442,42 @@ mod tests {
             },
         );
         for expected in [
-            quote!(fn charge(order_id: i64, payments: Arc<Payments>, ctx: JobContext, token: CancellationToken) -> anyhow::Result<Receipt> {}),
-            quote!(struct Charge { #[doc = "The `order_id` argument."] order_id: i64, }),
-            quote!(const NAME: &'static str = "billing.charge";),
-            quote!(const QUEUE: &'static str = "critical";),
+            quote!(
+                fn charge(
+                    order_id: i64,
+                    payments: Arc<Payments>,
+                    ctx: JobContext,
+                    token: CancellationToken,
+                ) -> anyhow::Result<Receipt> {
+                }
+            ),
+            quote!(
+                struct Charge {
+                    #[doc = "The `order_id` argument."]
+                    order_id: i64,
+                }
+            ),
+            quote!(
+                const NAME: &'static str = "billing.charge";
+            ),
+            quote!(
+                const QUEUE: &'static str = "critical";
+            ),
             quote!(let __jobs_param1 = __jobs_invocation.service::<Payments>()?;),
             quote!(let __jobs_param2 = __jobs_invocation.context();),
             quote!(let __jobs_param3 = __jobs_invocation.cancellation_token();),
-            quote!(::my_jobs::__private::run_blocking(move || charge(__jobs_args.order_id, __jobs_param1, __jobs_param2, __jobs_param3)).await?),
-            quote!(const _: () = ::my_jobs::__private::assert_injectable::<Payments>();),
+            quote!(
+                ::my_jobs::__private::run_blocking(move || charge(
+                    __jobs_args.order_id,
+                    __jobs_param1,
+                    __jobs_param2,
+                    __jobs_param3
+                ))
+                .await?
+            ),
+            quote!(
+                const _: () = ::my_jobs::__private::assert_injectable::<Payments>();
+            ),
             quote!(aliases: &["charge"],),
             quote!(retries: ::core::option::Option::Some(3u32),),
             quote!(retry_delays: &[1u64, 5u64, 30u64],),
@@ -438,7 +486,10 @@ mod tests {
             quote!(services: &[::my_jobs::__private::ServiceKey::of::<Payments>],),
         ] {
             let expected = normalized(expected);
-            assert!(output.contains(&expected), "missing `{expected}` in\n{output}");
+            assert!(
+                output.contains(&expected),
+                "missing `{expected}` in\n{output}"
+            );
         }
         assert!(!output.contains(":: jobs ::"), "{output}");
         assert!(!output.contains("# [inject]"), "{output}");
@@ -460,16 +511,25 @@ mod tests {
         for expected in [
             quote!(impl EmailService { pub fn new() -> Self { EmailService } pub async fn send(&self, to: String) -> anyhow::Result<()> {} fn flush(self: Arc<Self>) {} }),
             quote!(pub struct EmailServiceSend),
-            quote!(const NAME: &'static str = "EmailService::send";),
+            quote!(
+                const NAME: &'static str = "EmailService::send";
+            ),
             quote!(let __jobs_service = __jobs_invocation.service::<EmailService>()?;),
             quote!(<EmailService>::send(&*__jobs_service, __jobs_args.to).await),
-            quote!(struct EmailServiceFlush {}),
-            quote!(const NAME: &'static str = "mail.flush";),
+            quote!(
+                struct EmailServiceFlush {}
+            ),
+            quote!(
+                const NAME: &'static str = "mail.flush";
+            ),
             quote!(run_blocking(move || <EmailService>::flush(__jobs_service,)).await?),
             quote!(services: &[::jobs::__private::ServiceKey::of::<EmailService>],),
         ] {
             let expected = normalized(expected);
-            assert!(output.contains(&expected), "missing `{expected}` in\n{output}");
+            assert!(
+                output.contains(&expected),
+                "missing `{expected}` in\n{output}"
+            );
         }
         assert!(!output.contains("compile_error"), "{output}");
         assert_eq!(output.matches("inventory :: submit !").count(), 2);
@@ -479,9 +539,16 @@ mod tests {
     fn errors_keep_the_item_and_report_everything() {
         let output = expand(
             quote!(queue = "Bad", bogus = 1),
-            quote!(fn f(#[inject] a: Box<u8>, b: &str) {}),
+            quote!(
+                fn f(#[inject] a: Box<u8>, b: &str) {}
+            ),
         );
-        assert!(output.starts_with(&normalized(quote!(fn f(a: Box<u8>, b: &str) {}))), "{output}");
+        assert!(
+            output.starts_with(&normalized(quote!(
+                fn f(a: Box<u8>, b: &str) {}
+            ))),
+            "{output}"
+        );
         assert_eq!(output.matches("compile_error").count(), 4, "{output}");
         assert!(!output.contains("struct"), "{output}");
     }
@@ -489,10 +556,18 @@ mod tests {
     #[test]
     fn option_errors_still_expand_the_job() {
         // Uses of `F` elsewhere stay quiet while the user fixes the option.
-        let output = expand(quote!(queue = "Bad"), quote!(fn f() {}));
+        let output = expand(
+            quote!(queue = "Bad"),
+            quote!(
+                fn f() {}
+            ),
+        );
         assert_eq!(output.matches("compile_error").count(), 1, "{output}");
         assert!(output.contains("struct F"), "{output}");
-        assert!(output.contains(r#"const QUEUE : & 'static str = "default""#), "{output}");
+        assert!(
+            output.contains(r#"const QUEUE : & 'static str = "default""#),
+            "{output}"
+        );
     }
 
     #[test]
@@ -508,14 +583,25 @@ mod tests {
 
     #[test]
     fn not_a_fn_or_impl() {
-        let output = expand(quote!(), quote!(struct S;));
+        let output = expand(
+            quote!(),
+            quote!(
+                struct S;
+            ),
+        );
         assert!(output.starts_with("struct S ;"), "{output}");
         assert!(output.contains("can only be applied to a function or an impl block"));
     }
 
     #[test]
     fn cfg_and_docs_are_copied() {
-        let output = expand(quote!(), quote!(#[cfg(test)] fn f() {}));
+        let output = expand(
+            quote!(),
+            quote!(
+                #[cfg(test)]
+                fn f() {}
+            ),
+        );
         assert_eq!(output.matches("# [cfg (test)]").count(), 3, "{output}");
         assert!(output.contains("The arguments of the `f` job"), "{output}");
     }

@@ -244,7 +244,9 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
         let params = lower_params(cx, &mut method.sig, Some(&item.self_ty));
         let output = output_type(cx, &method.sig, Some(&item.self_ty));
         let ident = method.sig.ident.clone();
-        let type_name = type_name.clone().unwrap_or_else(|| format_ident!("Service"));
+        let type_name = type_name
+            .clone()
+            .unwrap_or_else(|| format_ident!("Service"));
         let name = attrs.name.as_ref().map_or_else(
             || format!("{}::{}", type_name.unraw(), ident.unraw()),
             |name| name.value.clone(),
@@ -271,7 +273,10 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
             is_async: method.sig.asyncness.is_some(),
             vis: method.vis.clone(),
             docs: docs(&method.attrs),
-            cfgs: cfgs(&item.attrs).into_iter().chain(cfgs(&method.attrs)).collect(),
+            cfgs: cfgs(&item.attrs)
+                .into_iter()
+                .chain(cfgs(&method.attrs))
+                .collect(),
             params,
             output,
             name,
@@ -303,7 +308,10 @@ fn take_method_attrs(cx: &Errors, attrs: &mut Vec<Attribute>) -> Option<(Span, J
                 cx.syn_error(error);
             }
         } else if let syn::Meta::NameValue(_) = &attribute.meta {
-            cx.error_spanned_by(attribute, "expected `#[job]` or `#[job(option = value, ...)]`");
+            cx.error_spanned_by(
+                attribute,
+                "expected `#[job]` or `#[job(option = value, ...)]`",
+            );
         }
         false
     });
@@ -438,7 +446,10 @@ fn lower_params(cx: &Errors, sig: &mut Signature, self_ty: Option<&Type>) -> Opt
 
         if inject.is_some() {
             if !serde_attrs.is_empty() {
-                cx.error_spanned_by(&serde_attrs[0], "`#[serde]` cannot be used on an `#[inject]` parameter");
+                cx.error_spanned_by(
+                    &serde_attrs[0],
+                    "`#[serde]` cannot be used on an `#[inject]` parameter",
+                );
                 ok = false;
             }
             match arc_inner(&ty) {
@@ -460,7 +471,9 @@ fn lower_params(cx: &Errors, sig: &mut Signature, self_ty: Option<&Type>) -> Opt
 
         match &ty {
             Type::Reference(reference) => {
-                let message = if is_named(&reference.elem, "JobContext") || is_named(&reference.elem, "CancellationToken") {
+                let message = if is_named(&reference.elem, "JobContext")
+                    || is_named(&reference.elem, "CancellationToken")
+                {
                     "take `JobContext` and `CancellationToken` by value: they are cheap to clone"
                 } else {
                     "job arguments cannot be references: they are deserialized into owned values; \
@@ -482,7 +495,10 @@ fn lower_params(cx: &Errors, sig: &mut Signature, self_ty: Option<&Type>) -> Opt
         }
         if is_named(&ty, "JobContext") || is_named(&ty, "CancellationToken") {
             if let Some(serde) = serde_attrs.first() {
-                cx.error_spanned_by(serde, "`#[serde]` cannot be used on this parameter: it is not serialized");
+                cx.error_spanned_by(
+                    serde,
+                    "`#[serde]` cannot be used on this parameter: it is not serialized",
+                );
                 ok = false;
             }
             params.push(if is_named(&ty, "JobContext") {
@@ -563,7 +579,13 @@ fn options(attrs: &JobAttrs) -> Options {
         aliases: attrs
             .aliases
             .as_ref()
-            .map(|aliases| aliases.value.iter().map(|(alias, _)| alias.clone()).collect())
+            .map(|aliases| {
+                aliases
+                    .value
+                    .iter()
+                    .map(|(alias, _)| alias.clone())
+                    .collect()
+            })
             .unwrap_or_default(),
         queue: attrs
             .queue
@@ -709,16 +731,25 @@ mod tests {
         assert_eq!(job.docs.len(), 1);
         assert_eq!(job.options.queue, "critical");
         assert_eq!(job.options.retries, Some(3));
-        assert!(matches!(&job.params[0], Param::Arg { ident, serde_attrs, .. } if ident == "user_id" && serde_attrs.is_empty()));
+        assert!(
+            matches!(&job.params[0], Param::Arg { ident, serde_attrs, .. } if ident == "user_id" && serde_attrs.is_empty())
+        );
         assert!(matches!(&job.params[1], Param::Arg { serde_attrs, .. } if serde_attrs.len() == 1));
-        assert!(matches!(&job.params[2], Param::Inject { service } if quote!(#service).to_string() == "Mailer"));
+        assert!(
+            matches!(&job.params[2], Param::Inject { service } if quote!(#service).to_string() == "Mailer")
+        );
         assert!(matches!(job.params[3], Param::Context));
         assert!(matches!(job.params[4], Param::CancellationToken));
     }
 
     #[test]
     fn defaults() {
-        let jobs = lower_ok(quote!(), quote!(fn r#type(r#in: u8) {}));
+        let jobs = lower_ok(
+            quote!(),
+            quote!(
+                fn r#type(r#in: u8) {}
+            ),
+        );
         let [job] = &jobs[..] else { panic!() };
         assert_eq!(job.name, "type");
         assert_eq!(job.struct_ident, "Type");
@@ -750,24 +781,81 @@ mod tests {
         assert_eq!(digest.name, "mail.digest");
         assert_eq!(digest.struct_ident, "EmailServiceDigest");
         assert_eq!(digest.options.queue, "bulk");
-        let Param::Arg { ty, .. } = &digest.params[0] else { panic!() };
+        let Param::Arg { ty, .. } = &digest.params[0] else {
+            panic!()
+        };
         assert_eq!(quote!(#ty).to_string(), "EmailService");
     }
 
     #[test]
     fn fn_errors() {
         let cases = [
-            (quote!(fn f<T>(x: T) {}), "`#[job]` functions cannot be generic"),
-            (quote!(fn f(x: &str) {}), "job arguments cannot be references"),
-            (quote!(fn f(x: impl Fn()) {}), "job arguments cannot be `impl Trait`"),
-            (quote!(fn f((a, b): (u8, u8)) {}), "job parameters must be plain names"),
-            (quote!(fn f(#[inject] x: Box<u8>) {}), "`#[inject]` parameters must have type `Arc<T>`"),
-            (quote!(fn f(#[inject(x)] x: Arc<u8>) {}), "`#[inject]` takes no arguments"),
-            (quote!(fn f(&self) {}), "`#[job]` on a method"),
-            (quote!(unsafe fn f() {}), "`#[job]` cannot be used on an `unsafe fn`"),
-            (quote!(fn f() -> impl Sized {}), "job functions cannot return `impl Trait`"),
-            (quote!(struct S;), "`#[job]` can only be applied to a function or an impl block"),
-            (quote!(fn f(c: &JobContext) {}), "take `JobContext` and `CancellationToken` by value"),
+            (
+                quote!(
+                    fn f<T>(x: T) {}
+                ),
+                "`#[job]` functions cannot be generic",
+            ),
+            (
+                quote!(
+                    fn f(x: &str) {}
+                ),
+                "job arguments cannot be references",
+            ),
+            (
+                quote!(
+                    fn f(x: impl Fn()) {}
+                ),
+                "job arguments cannot be `impl Trait`",
+            ),
+            (
+                quote!(
+                    fn f((a, b): (u8, u8)) {}
+                ),
+                "job parameters must be plain names",
+            ),
+            (
+                quote!(
+                    fn f(#[inject] x: Box<u8>) {}
+                ),
+                "`#[inject]` parameters must have type `Arc<T>`",
+            ),
+            (
+                quote!(
+                    fn f(#[inject(x)] x: Arc<u8>) {}
+                ),
+                "`#[inject]` takes no arguments",
+            ),
+            (
+                quote!(
+                    fn f(&self) {}
+                ),
+                "`#[job]` on a method",
+            ),
+            (
+                quote!(
+                    unsafe fn f() {}
+                ),
+                "`#[job]` cannot be used on an `unsafe fn`",
+            ),
+            (
+                quote!(
+                    fn f() -> impl Sized {}
+                ),
+                "job functions cannot return `impl Trait`",
+            ),
+            (
+                quote!(
+                    struct S;
+                ),
+                "`#[job]` can only be applied to a function or an impl block",
+            ),
+            (
+                quote!(
+                    fn f(c: &JobContext) {}
+                ),
+                "take `JobContext` and `CancellationToken` by value",
+            ),
         ];
         for (item, expected) in cases {
             let errors = lower_err(quote!(), item.clone());
@@ -779,14 +867,42 @@ mod tests {
     #[test]
     fn impl_errors() {
         let cases = [
-            (quote!(impl<T> S<T> { fn f(&self) {} }), "`#[job]` cannot be used on an impl of a generic type"),
-            (quote!(impl S { fn f(self) {} }), "job methods must take `&self`, not `self`"),
-            (quote!(impl S { fn f(&mut self) {} }), "job methods must take `&self`, not `&mut self`"),
-            (quote!(impl S { fn f(self: Box<Self>) {} }), "job methods must take `&self`, `self: &Self`"),
-            (quote!(impl S { fn new() -> Self { S } }), "this impl block has no job methods"),
-            (quote!(impl Clone for S { fn clone(&self) -> Self { S } }), "`#[job]` cannot be used on a trait impl"),
-            (quote!(impl S { #[job] fn new() {} fn f(&self) {} }), "`#[job]` methods must take `&self`"),
-            (quote!(impl S { #[job(crate = ::x)] fn f(&self) {} }), "`crate` can only be set on the impl block"),
+            (
+                quote!(
+                    impl<T> S<T> {
+                        fn f(&self) {}
+                    }
+                ),
+                "`#[job]` cannot be used on an impl of a generic type",
+            ),
+            (
+                quote!(impl S { fn f(self) {} }),
+                "job methods must take `&self`, not `self`",
+            ),
+            (
+                quote!(impl S { fn f(&mut self) {} }),
+                "job methods must take `&self`, not `&mut self`",
+            ),
+            (
+                quote!(impl S { fn f(self: Box<Self>) {} }),
+                "job methods must take `&self`, `self: &Self`",
+            ),
+            (
+                quote!(impl S { fn new() -> Self { S } }),
+                "this impl block has no job methods",
+            ),
+            (
+                quote!(impl Clone for S { fn clone(&self) -> Self { S } }),
+                "`#[job]` cannot be used on a trait impl",
+            ),
+            (
+                quote!(impl S { #[job] fn new() {} fn f(&self) {} }),
+                "`#[job]` methods must take `&self`",
+            ),
+            (
+                quote!(impl S { #[job(crate = ::x)] fn f(&self) {} }),
+                "`crate` can only be set on the impl block",
+            ),
         ];
         for (item, expected) in cases {
             let errors = lower_err(quote!(), item.clone());
@@ -802,14 +918,21 @@ mod tests {
     fn every_problem_is_reported() {
         let errors = lower_err(
             quote!(queue = "Bad"),
-            quote!(fn f<T>(a: &str, (b, c): (u8, u8), #[inject] d: u8) {}),
+            quote!(
+                fn f<T>(a: &str, (b, c): (u8, u8), #[inject] d: u8) {}
+            ),
         );
         assert_eq!(errors.len(), 5, "{errors:#?}");
     }
 
     #[test]
     fn alias_equal_to_name() {
-        let errors = lower_err(quote!(aliases = ["f"]), quote!(fn f() {}));
+        let errors = lower_err(
+            quote!(aliases = ["f"]),
+            quote!(
+                fn f() {}
+            ),
+        );
         assert_eq!(errors, ["alias `f` is the job's own name"]);
     }
 }

@@ -4,9 +4,22 @@
 use std::time::Duration;
 
 use crate::client::Client;
-use crate::error::{Error, Result};
 use crate::job::{JobId, JobState};
 use crate::storage::JobRecord;
+
+/// A job did not reach the state a test waited for.
+#[derive(Debug, thiserror::Error)]
+#[error("job {id} did not reach {state} within {timeout:?}; it is {last}")]
+pub struct WaitTimeout {
+    /// The job.
+    pub id: JobId,
+    /// The state waited for.
+    pub state: JobState,
+    /// How long it waited.
+    pub timeout: Duration,
+    /// Its last state and history, in words.
+    pub last: String,
+}
 
 /// Polls the job until it is in `state`, or fails after `timeout` with its last state and history.
 pub async fn wait_for_state(
@@ -14,14 +27,14 @@ pub async fn wait_for_state(
     id: JobId,
     state: JobState,
     timeout: Duration,
-) -> Result<JobRecord> {
+) -> Result<JobRecord, WaitTimeout> {
     wait_for(client, id, timeout, |record| record.state == state)
         .await
-        .map_err(|last| {
-            Error::InvalidConfig(format!(
-                "job {id} did not reach {state} within {timeout:?}; it is {}",
-                describe(&last)
-            ))
+        .map_err(|last| WaitTimeout {
+            id,
+            state,
+            timeout,
+            last: describe(&last),
         })
 }
 
