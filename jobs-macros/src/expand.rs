@@ -5,7 +5,7 @@
 //! its `Job` impl, the spanned bound checks, the run function and the registry entry. Generated
 //! code names only `#krate::__private::..` (`::jobs` unless `crate = ...` is given).
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -56,12 +56,11 @@ fn expand_job(job: &JobFn) -> TokenStream {
     let args_struct = args_struct(job, &private);
     let inherent_impl = inherent_impl(job, &private);
     let job_impl = job_impl(job, &private);
-    let assertions = assertions(job, &private);
     let run_fn = run_fn(job, &private);
     let entry = registry_entry(job, &private);
+    // The const block comes first: rustc reports errors in item order, so a type error caught by
+    // the bound checks in `__jobs_run` is reported before the ones inside the serde derives.
     quote! {
-        #args_struct
-
         #(#cfgs)*
         #[doc(hidden)]
         #[allow(
@@ -74,11 +73,35 @@ fn expand_job(job: &JobFn) -> TokenStream {
         const _: () = {
             #inherent_impl
             #job_impl
-            #assertions
             #run_fn
             #entry
         };
+
+        #args_struct
     }
+}
+
+/// `#krate::__private` with every token at `span`, so an error about a generated call is
+/// reported at the user's tokens it is about (and rustc merges it with the bound check there).
+fn private_at(private: &TokenStream, span: Span) -> TokenStream {
+    respan(private.clone(), span)
+}
+
+/// Sets the span of every token of `tokens`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                token = TokenTree::Group(respanned);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 /// The serialized parameters: `(name, type, #[serde] attributes)`.
@@ -112,8 +135,10 @@ fn args_struct(job: &JobFn, private: &TokenStream) -> TokenStream {
     let serde_crate = LitStr::new(&quote!(#private::serde).to_string(), Span::call_site());
     let fields = fields(job).map(|(ident, ty, serde_attrs)| {
         let doc = format!("The `{}` argument.", ident.unraw());
+        // Spanned at the type: serde's derive reports an unmet bound at a field's first token.
+        let doc = quote_spanned!(ty.span()=> #[doc = #doc]);
         quote! {
-            #[doc = #doc]
+            #doc
             #(#serde_attrs)*
             #vis #ident: #ty
         }
@@ -212,21 +237,30 @@ fn job_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
 
 /// Bound checks, each spanned at the user's type, so "not serializable" underlines the argument,
 /// "not a supported return type" the return type and "not Send + Sync" the injected service.
+/// They are statements of `__jobs_run`: in the same body as the calls needing the same bounds,
+/// rustc reports each unmet bound once.
 fn assertions(job: &JobFn, private: &TokenStream) -> TokenStream {
     let arguments = fields(job).map(|(_, ty, _)| {
+        let private = private_at(private, ty.span());
         quote_spanned! {ty.span()=>
-            const _: () = #private::assert_argument::<#ty>();
+            #private::assert_argument::<#ty>();
         }
     });
     let services = job.params.iter().filter_map(|param| match param {
-        Param::Inject { service } => Some(quote_spanned! {service.span()=>
-            const _: () = #private::assert_injectable::<#service>();
-        }),
+        Param::Inject { service } => {
+            let private = private_at(private, service.span());
+            Some(quote_spanned! {service.span()=>
+                #private::assert_injectable::<#service>();
+            })
+        }
         _ => None,
     });
     let output = &job.output;
-    let output = quote_spanned! {output.span()=>
-        const _: () = #private::assert_output::<#output>();
+    let output = {
+        let private = private_at(private, output.span());
+        quote_spanned! {output.span()=>
+            #private::assert_output::<#output>();
+        }
     };
     quote! {
         #(#arguments)*
@@ -288,17 +322,25 @@ fn run_fn(job: &JobFn, private: &TokenStream) -> TokenStream {
         quote!(#private::run_blocking(move || #call).await?)
     };
     // Spanned at the return type, like the `assert_output` check, so both report one error there.
-    let into_result = quote_spanned! {job.output.span()=>
-        #private::IntoJobResult::into_job_result(__jobs_output)
+    let into_result = {
+        let private = private_at(private, job.output.span());
+        quote_spanned! {job.output.span()=>
+            #private::IntoJobResult::into_job_result(__jobs_output)
+        }
     };
     // Spanned at the function's name: a job future that is not `Send` is reported there.
-    let boxed = quote_spanned! {job.ident.span()=>
-        #private::Box::pin(__jobs_future)
+    let boxed = {
+        let private = private_at(private, job.ident.span());
+        quote_spanned! {job.ident.span()=>
+            #private::Box::pin(__jobs_future)
+        }
     };
+    let assertions = assertions(job, private);
     quote! {
         fn __jobs_run(
             #invocation: #private::Invocation,
         ) -> #private::BoxFuture<'static, #private::RunResult> {
+            #assertions
             let __jobs_future = async move {
                 let #args: #struct_ident = #invocation.args()?;
                 #(#locals)*

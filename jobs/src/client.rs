@@ -159,6 +159,6 @@ pub(crate) fn new_job<J: Job>(job: &J, initial: InitialState) -> Result<NewJob> 
         queue: J::QUEUE.to_owned(),
         args: serde_json::to_string(job)?,
         initial,
-        recurring_id: None,
+        recurring: None,
     })
 }

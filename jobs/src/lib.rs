@@ -56,9 +56,11 @@
 mod client;
 mod container;
 mod context;
+mod cron;
 mod error;
 mod job;
 mod maintenance;
+mod recurring;
 mod registry;
 mod retry;
 mod server;
@@ -71,8 +73,10 @@ pub mod testing;
 pub use client::Client;
 pub use container::{AnyService, Container, ServiceKey, Services};
 pub use context::JobContext;
+pub use cron::Cron;
 pub use error::{BoxError, Error, Result};
 pub use job::{IntoJobResult, Job, JobError, JobId, JobOptions, JobState, OnExhausted, RunResult};
+pub use recurring::RecurringOptions;
 pub use registry::{JobEntry, Registry};
 pub use retry::{FixedDelays, HangfireBackoff, RetryPolicy};
 pub use server::{Server, ServerBuilder, ServerHandle};
@@ -87,8 +91,8 @@ pub use jobs_macros::job;
 /// The names most programs need: `use jobs::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CancellationToken, Client, ContinueOn, Job, JobContext, JobId, JobState, MemoryStorage,
-        Server, Services,
+        CancellationToken, Client, ContinueOn, Cron, Job, JobContext, JobId, JobState,
+        MemoryStorage, RecurringOptions, Server, Services,
     };
     #[cfg(feature = "macros")]
     pub use jobs_macros::job;

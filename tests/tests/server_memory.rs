@@ -418,7 +418,7 @@ async fn unknown_job_name_and_bad_arguments_fail_clearly() {
         queue: "default".into(),
         args: args.into(),
         initial: InitialState::Enqueued,
-        recurring_id: None,
+        recurring: None,
     };
     let ids = client
         .storage()

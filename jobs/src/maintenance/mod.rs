@@ -1,6 +1,8 @@
 //! Maintenance, run by one elected server at a time: promote due Scheduled jobs, rescue jobs
 //! whose lease lapsed, fire recurring jobs, prune expired jobs and dead servers.
 
+mod recurring;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -40,6 +42,7 @@ pub(crate) async fn tick(shared: &Shared) -> Result<()> {
     }
     promote(shared, now).await?;
     rescue(shared, now).await?;
+    recurring::fire_due(shared, now).await?;
     prune(shared, now).await?;
     Ok(())
 }

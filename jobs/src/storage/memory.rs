@@ -319,7 +319,7 @@ impl State {
             parent,
             continue_on,
             children: Vec::new(),
-            recurring_id: new.recurring_id,
+            recurring_id: new.recurring.as_ref().map(|origin| origin.id.clone()),
             result: None,
             error: None,
             history: Vec::new(),
@@ -335,12 +335,16 @@ impl State {
             },
         );
         let change = match new.initial {
-            InitialState::Enqueued => {
-                Change::new(JobState::Enqueued, now, None).with_data(StateData {
-                    queue: self.jobs.get(&id).map(|job| job.record.queue.clone()),
-                    ..StateData::default()
-                })
-            }
+            InitialState::Enqueued => Change::new(
+                JobState::Enqueued,
+                now,
+                new.recurring.as_ref().map(RecurringOrigin::reason),
+            )
+            .with_data(StateData {
+                queue: self.jobs.get(&id).map(|job| job.record.queue.clone()),
+                occurrence: new.recurring.as_ref().map(|origin| origin.occurrence),
+                ..StateData::default()
+            }),
             InitialState::Scheduled { at } => Change::new(JobState::Scheduled, now, None)
                 .with_data(StateData {
                     run_at: Some(at),

@@ -18,8 +18,26 @@ pub struct NewJob {
     pub args: String,
     /// The state it starts in.
     pub initial: InitialState,
-    /// The recurring job that fired it, if any.
-    pub recurring_id: Option<String>,
+    /// The recurring job occurrence that fired it, if any.
+    pub recurring: Option<RecurringOrigin>,
+}
+
+/// Which recurring job fired a job, for which occurrence. The storage keeps `id` as the job's
+/// `recurring_id` and records both in its first history entry (reason
+/// "fired by recurring job `id`", `data.occurrence`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecurringOrigin {
+    /// The recurring job's id.
+    pub id: String,
+    /// The (first missed) occurrence the job was fired for.
+    pub occurrence: DateTime<Utc>,
+}
+
+impl RecurringOrigin {
+    /// The reason recorded on the first history entry of a job it fired.
+    pub fn reason(&self) -> String {
+        format!("fired by recurring job `{}`", self.id)
+    }
 }
 
 /// The state a new job starts in.
@@ -198,6 +216,9 @@ pub struct StateData {
     /// For Enqueued: the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
+    /// For a job fired by a recurring job: the occurrence it was fired for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<DateTime<Utc>>,
 }
 
 /// One entry of a job's state history.

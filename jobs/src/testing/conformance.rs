@@ -102,7 +102,7 @@ fn job(name: &str, queue: &str) -> NewJob {
         queue: queue.to_owned(),
         args: format!(r#"{{"name":"{name}"}}"#),
         initial: InitialState::Enqueued,
-        recurring_id: None,
+        recurring: None,
     }
 }
 
@@ -1115,7 +1115,10 @@ pub async fn recurring_claim_is_atomic(storage: Arc<dyn Storage>) {
                 expected_next: Some(at(3600)),
                 next_run: Some(at(7200)),
                 job: Some(NewJob {
-                    recurring_id: Some("hourly".into()),
+                    recurring: Some(RecurringOrigin {
+                        id: "hourly".into(),
+                        occurrence: at(3600),
+                    }),
                     ..job("report", "default")
                 }),
                 note: None,
@@ -1137,6 +1140,12 @@ pub async fn recurring_claim_is_atomic(storage: Arc<dyn Storage>) {
         (record.state, record.recurring_id.as_deref()),
         (JobState::Enqueued, Some("hourly"))
     );
+    let first = &record.history[0];
+    assert_eq!(
+        first.reason.as_deref(),
+        Some("fired by recurring job `hourly`")
+    );
+    assert_eq!(first.data.occurrence, Some(at(3600)));
     let after = storage
         .recurring("hourly")
         .await

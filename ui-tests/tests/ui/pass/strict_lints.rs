@@ -35,7 +35,6 @@ mod inner {
     #[job]
     impl Service {
         pub(crate) async fn run(&self) {}
-        fn helper() {}
     }
 }
 

@@ -1,0 +1,8 @@
+use jobs::prelude::*;
+
+#[job]
+pub struct SendWelcome {
+    pub user_id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use jobs::prelude::*;
+
+#[job(queue = "critical", priority = 5)]
+async fn charge(order_id: i64) {
+    let _ = order_id;
+}
+
+fn main() {}
