@@ -136,9 +136,10 @@ fn args_struct(job: &JobFn, private: &TokenStream) -> TokenStream {
     let fields = fields(job).map(|(ident, ty, serde_attrs)| {
         let doc = format!("The `{}` argument.", ident.unraw());
         // Spanned at the type: serde's derive reports an unmet bound at a field's first token.
+        let doc = LitStr::new(&doc, ty.span());
         let doc = quote_spanned!(ty.span()=> #[doc = #doc]);
         quote! {
-            #doc
+            //#doc
             #(#serde_attrs)*
             #vis #ident: #ty
         }
