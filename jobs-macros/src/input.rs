@@ -53,7 +53,7 @@ pub(crate) enum FnKind {
     /// `fn send(&self, ...)` in `impl EmailService`: the service is resolved from the container.
     Method {
         /// `EmailService`.
-        self_ty: Type,
+        self_ty: Box<Type>,
         /// `self: Arc<Self>` (the resolved `Arc` is passed), rather than `&self`.
         receiver_is_arc: bool,
     },
@@ -267,7 +267,7 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
         jobs.push(JobFn {
             struct_ident: Ident::new(&struct_name, ident.span()),
             kind: FnKind::Method {
-                self_ty: (*item.self_ty).clone(),
+                self_ty: item.self_ty.clone(),
                 receiver_is_arc: receiver_is_arc(&method.sig),
             },
             is_async: method.sig.asyncness.is_some(),

@@ -132,7 +132,12 @@ impl Cron {
     /// The `cron` crate's schedule for this expression.
     fn schedule(&self) -> Result<cron::Schedule> {
         let normalized = normalize(&self.expression).map_err(|reason| self.invalid(reason))?;
-        cron::Schedule::from_str(&normalized).map_err(|error| self.invalid(error.to_string()))
+        cron::Schedule::from_str(&normalized).map_err(|error| {
+            // The cron crate's message repeats the expression with a caret; keep its last line.
+            let message = error.to_string();
+            let reason = message.lines().rev().find(|line| !line.trim().is_empty());
+            self.invalid(reason.unwrap_or(&message).trim().to_owned())
+        })
     }
 
     fn invalid(&self, reason: String) -> Error {

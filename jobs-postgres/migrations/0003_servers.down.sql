@@ -1,0 +1,2 @@
+DROP TABLE __SCHEMA__.leader;
+DROP TABLE __SCHEMA__.servers;
