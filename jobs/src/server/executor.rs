@@ -140,7 +140,6 @@ fn outcome(
         };
     }
     let reason_message = truncate(&error.message);
-    data.error = Some(error.clone());
     let permanent = matches!(
         error.type_name.as_str(),
         JobError::UNKNOWN_JOB | JobError::INVALID_ARGUMENTS
@@ -151,25 +150,29 @@ fn outcome(
     } else {
         retry::decide(shared.retry_policy(&job.name), &options, attempt, &error)
     };
+    let reason = match decision {
+        RetryDecision::Retry { retry, of, .. } => {
+            format!("Retry attempt {retry} of {of}: {reason_message}")
+        }
+        RetryDecision::Exhausted { .. } if permanent => error.message.clone(),
+        RetryDecision::Exhausted { of: 0 } => {
+            format!("retries are disabled for this job: {reason_message}")
+        }
+        RetryDecision::Exhausted { of } => {
+            format!("exceeded the maximum of {of} retries: {reason_message}")
+        }
+    };
+    data.error = Some(error);
     match decision {
-        RetryDecision::Retry { retry, of, delay } => Outcome::Retry {
+        RetryDecision::Retry { delay, .. } => Outcome::Retry {
             run_at: clock::add(shared.clock.now(), delay),
-            reason: format!("Retry attempt {retry} of {of}: {reason_message}"),
+            reason,
             data,
         },
-        RetryDecision::Exhausted { of } => {
-            let reason = if permanent {
-                error.message.clone()
-            } else if of == 0 {
-                format!("retries are disabled for this job: {reason_message}")
-            } else {
-                format!("exceeded the maximum of {of} retries: {reason_message}")
-            };
-            match options.on_exhausted {
-                OnExhausted::Delete if !permanent => Outcome::Deleted { reason, data },
-                _ => Outcome::Failed { reason, data },
-            }
-        }
+        RetryDecision::Exhausted { .. } => match options.on_exhausted {
+            OnExhausted::Delete if !permanent => Outcome::Deleted { reason, data },
+            _ => Outcome::Failed { reason, data },
+        },
     }
 }
 

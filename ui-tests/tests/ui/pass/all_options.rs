@@ -93,7 +93,26 @@ impl EmailService {
     pub const LIMIT: usize = 10;
 }
 
+/// Options passed through `macro_rules!` fragments arrive wrapped in invisible groups.
+macro_rules! job_in_queue {
+    ($queue:expr, $retries:literal) => {
+        #[job(queue = $queue, retries = $retries)]
+        async fn from_macro(n: u8) {
+            let _ = n;
+        }
+    };
+}
+
+job_in_queue!("macro-queue", 2);
+
 fn main() {
+    // A job declared inside a function body.
+    #[job(queue = "local")]
+    async fn local_job(n: u8) {
+        let _ = n;
+    }
+    let _ = LocalJob::new(1);
+    let _ = FromMacro::new(1);
     let _ = Charge::new(1);
     let _ = Export::new(10);
     let _ = Minutes::new();

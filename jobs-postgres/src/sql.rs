@@ -1,0 +1,629 @@
+//! Every SQL statement of the storage, named after the `Storage` method that runs it.
+//!
+//! The templates name tables as `__SCHEMA__.table`; [`Sql::new`] substitutes the quoted schema
+//! once per storage, and each statement is prepared once per connection (deadpool's statement
+//! cache). Parameters are typed with casts so a statement prepares the same way everywhere.
+
+use crate::options::quote_identifier;
+
+/// Creates jobs from parallel arrays, one element per job, with their first history entry, and
+/// notifies the channel once if any is Enqueued. Ids and queue positions are drawn in input
+/// order (the CTE is materialized: `nextval` runs once per row).
+const ENQUEUE: &str = "
+WITH input AS MATERIALIZED (
+    SELECT nextval('__SCHEMA__.jobs_id_seq') AS id,
+           nextval('__SCHEMA__.job_positions') AS position,
+           i.*
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[],
+                $7::text[], $8::text[], $9::text[], $10::jsonb[])
+         WITH ORDINALITY AS i(name, queue, args, state, run_at, parent_id, continue_on,
+                              recurring_id, reason, data, ord)
+),
+inserted AS (
+    INSERT INTO __SCHEMA__.jobs (id, position, name, queue, args, state, created_at, state_at,
+                                 enqueued_at, run_at, parent_id, continue_on, recurring_id)
+    SELECT id, position, name, queue, args, state, $11, $11, $11, run_at, parent_id,
+           continue_on, recurring_id
+    FROM input
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, state, $11, reason, data FROM input
+),
+notified AS (
+    SELECT pg_notify($12, '') FROM (SELECT 1 FROM input WHERE state = 'enqueued' LIMIT 1) AS found
+)
+SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord";
+
+/// Locks the parents of continuations about to be created (`FOR SHARE`: a parent cannot finish
+/// until the children are committed, so the release that follows its finish sees them).
+const LOCK_PARENTS: &str = "
+SELECT id FROM __SCHEMA__.jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE";
+
+/// Releases the Awaiting continuations of the given parents that reached a final state:
+/// Enqueued (with the parent's result) or Deleted, by `continuation_decision`; a deleted child
+/// decides its own children in turn, down the chain. Children are numbered breadth-first in id
+/// order, so siblings keep their creation order in the queue.
+const RELEASE: &str = "
+WITH RECURSIVE decided (id, parent_id, parent_state, run, depth) AS (
+        SELECT child.id, parent.id, parent.state,
+               __SCHEMA__.continuation_decision(child.continue_on, parent.state), 1
+        FROM __SCHEMA__.jobs AS parent
+        JOIN __SCHEMA__.jobs AS child ON child.parent_id = parent.id
+        WHERE parent.id = ANY($1::bigint[])
+          AND parent.state IN ('succeeded', 'failed', 'deleted')
+          AND child.state = 'awaiting'
+          AND __SCHEMA__.continuation_decision(child.continue_on, parent.state) IS NOT NULL
+    UNION ALL
+        SELECT child.id, decided.id, 'deleted',
+               __SCHEMA__.continuation_decision(child.continue_on, 'deleted'), decided.depth + 1
+        FROM decided
+        JOIN __SCHEMA__.jobs AS child ON child.parent_id = decided.id
+        WHERE NOT decided.run
+          AND child.state = 'awaiting'
+          AND __SCHEMA__.continuation_decision(child.continue_on, 'deleted') IS NOT NULL
+),
+numbered AS MATERIALIZED (
+    SELECT ordered.*,
+           CASE WHEN ordered.run THEN nextval('__SCHEMA__.job_positions') END AS position
+    FROM (SELECT * FROM decided ORDER BY depth, id) AS ordered
+),
+released AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = CASE WHEN numbered.run THEN 'enqueued' ELSE 'deleted' END,
+        state_at = $2,
+        run_at = NULL,
+        server_id = NULL,
+        lease_until = NULL,
+        position = COALESCE(numbered.position, job.position),
+        enqueued_at = CASE WHEN numbered.run THEN $2 ELSE job.enqueued_at END,
+        parent_result = CASE WHEN numbered.run AND numbered.parent_state = 'succeeded'
+                             THEN parent.result ELSE job.parent_result END
+    FROM numbered
+    JOIN __SCHEMA__.jobs AS parent ON parent.id = numbered.parent_id
+    WHERE job.id = numbered.id AND job.state = 'awaiting'
+    RETURNING job.id, job.state, job.queue, numbered.parent_id, numbered.parent_state,
+              numbered.depth
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, state, $2,
+           CASE WHEN state = 'enqueued'
+                THEN 'parent job ' || parent_id || ' is ' || initcap(parent_state)
+                ELSE $4::text || ': parent job ' || parent_id || ' is ' || initcap(parent_state)
+           END,
+           CASE WHEN state = 'enqueued'
+                THEN jsonb_build_object('queue', queue, 'parent', parent_id)
+                ELSE '{}'::jsonb
+           END
+    FROM released ORDER BY depth, id
+),
+notified AS (
+    SELECT pg_notify($3, '') FROM (SELECT 1 FROM released WHERE state = 'enqueued' LIMIT 1) AS found
+)
+SELECT count(*) FROM released WHERE (SELECT count(*) FROM notified) >= 0";
+
+/// Claims up to `$2` Enqueued jobs: the head of each served queue in priority order, skipping
+/// rows other fetchers hold, and marks them Processing under the server's lease.
+const FETCH: &str = "
+WITH picked AS MATERIALIZED (
+    SELECT job.id, queue_list.priority, job.position
+    FROM unnest($1::text[]) WITH ORDINALITY AS queue_list(name, priority)
+    CROSS JOIN LATERAL (
+        SELECT id, position
+        FROM __SCHEMA__.jobs
+        WHERE state = 'enqueued' AND queue = queue_list.name
+        ORDER BY position
+        LIMIT $2
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS job
+    ORDER BY queue_list.priority, job.position
+    LIMIT $2
+),
+claimed AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = 'processing', state_at = $4, server_id = $3, lease_until = $5, run_at = NULL
+    FROM picked
+    WHERE job.id = picked.id
+    RETURNING job.id, job.name, job.queue, job.args, job.retry_count, job.created_at,
+              job.enqueued_at, job.parent_id, job.parent_result, picked.priority, picked.position
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, data)
+    SELECT id, 'processing', $4, jsonb_build_object('server', $3::text, 'attempt', retry_count + 1)
+    FROM claimed ORDER BY priority, position
+)
+SELECT id, name, queue, args, retry_count, created_at, enqueued_at, parent_id, parent_result
+FROM claimed ORDER BY priority, position";
+
+/// Applies a batch of outcomes, each only where the job is still Processing under the
+/// completion's server: state, history, retry count, result and error, hourly statistics.
+/// Rows are locked in id order so concurrent batches cannot deadlock.
+const COMPLETE: &str = "
+WITH input AS MATERIALIZED (
+    SELECT *
+    FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+                $6::jsonb[], $7::timestamptz[], $8::boolean[])
+         AS input(id, server_id, at, state, reason, data, run_at, failed)
+),
+held AS (
+    SELECT job.id
+    FROM __SCHEMA__.jobs AS job
+    JOIN input ON input.id = job.id
+    WHERE job.state = 'processing' AND job.server_id = input.server_id
+    ORDER BY job.id
+    FOR NO KEY UPDATE OF job
+),
+completed AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = input.state,
+        state_at = input.at,
+        run_at = input.run_at,
+        server_id = NULL,
+        lease_until = NULL,
+        enqueued_at = CASE WHEN input.state = 'enqueued' THEN input.at ELSE job.enqueued_at END,
+        retry_count = job.retry_count + CASE WHEN input.failed THEN 1 ELSE 0 END,
+        result = CASE WHEN input.state = 'succeeded' THEN input.data -> 'result'
+                      ELSE job.result END,
+        error = COALESCE(input.data -> 'error', job.error)
+    FROM held
+    JOIN input ON input.id = held.id
+    WHERE job.id = held.id AND job.state = 'processing'
+    RETURNING job.id, input.state, input.at, input.reason, input.data, input.failed
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, state, at, reason, data FROM completed ORDER BY id
+),
+counted AS (
+    INSERT INTO __SCHEMA__.stats AS stat (hour, shard, succeeded, failed)
+    SELECT date_trunc('hour', at, 'UTC'), (pg_backend_pid() % 16)::smallint,
+           count(*) FILTER (WHERE state = 'succeeded'), count(*) FILTER (WHERE failed)
+    FROM completed
+    WHERE state = 'succeeded' OR failed
+    GROUP BY 1
+    ORDER BY 1
+    ON CONFLICT (hour, shard) DO UPDATE
+    SET succeeded = stat.succeeded + excluded.succeeded, failed = stat.failed + excluded.failed
+),
+notified AS (
+    SELECT pg_notify($9, '') FROM (SELECT 1 FROM completed WHERE state = 'enqueued' LIMIT 1) AS found
+)
+SELECT id FROM completed WHERE (SELECT count(*) FROM notified) >= 0";
+
+/// Extends the leases `$1` still holds; returns the ids it holds.
+const KEEP_ALIVE: &str = "
+WITH held AS (
+    SELECT id FROM __SCHEMA__.jobs
+    WHERE id = ANY($2::bigint[]) AND state = 'processing' AND server_id = $1
+    ORDER BY id
+    FOR NO KEY UPDATE
+)
+UPDATE __SCHEMA__.jobs AS job SET lease_until = $3
+FROM held WHERE job.id = held.id
+RETURNING job.id";
+
+/// Moves a job to Deleted unless it already is. Returns its previous state (no row: no job).
+const DELETE: &str = "
+WITH target AS (
+    SELECT id, state FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
+),
+deleted AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = 'deleted', state_at = $3, run_at = NULL, server_id = NULL, lease_until = NULL
+    FROM target
+    WHERE job.id = target.id AND target.state <> 'deleted'
+    RETURNING job.id
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, 'deleted', $3, $2, '{}'::jsonb FROM deleted
+)
+SELECT state FROM target";
+
+/// Moves a job to the tail of its queue unless it is Enqueued already. Returns its previous
+/// state (no row: no job).
+const REQUEUE: &str = "
+WITH target AS (
+    SELECT id, state FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
+),
+requeued AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = 'enqueued', state_at = $3, run_at = NULL, server_id = NULL, lease_until = NULL,
+        position = nextval('__SCHEMA__.job_positions'), enqueued_at = $3
+    FROM target
+    WHERE job.id = target.id AND target.state <> 'enqueued'
+    RETURNING job.id, job.queue
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, 'enqueued', $3, $2, jsonb_build_object('queue', queue) FROM requeued
+),
+notified AS (
+    SELECT pg_notify($4, '') FROM requeued
+)
+SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0";
+
+/// Puts back to Awaiting the continuations a requeued parent's deletion had deleted (their last
+/// history reason starts with `$3`), down the chain.
+const REARM: &str = "
+WITH RECURSIVE armed (id, depth) AS (
+        SELECT child.id, 1
+        FROM __SCHEMA__.jobs AS child
+        WHERE child.parent_id = $1 AND child.state = 'deleted'
+          AND starts_with((SELECT reason FROM __SCHEMA__.job_history AS h
+                           WHERE h.job_id = child.id ORDER BY h.seq DESC LIMIT 1), $3)
+    UNION ALL
+        SELECT child.id, armed.depth + 1
+        FROM armed
+        JOIN __SCHEMA__.jobs AS child ON child.parent_id = armed.id
+        WHERE child.state = 'deleted'
+          AND starts_with((SELECT reason FROM __SCHEMA__.job_history AS h
+                           WHERE h.job_id = child.id ORDER BY h.seq DESC LIMIT 1), $3)
+),
+rearmed AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = 'awaiting', state_at = $2, run_at = NULL, server_id = NULL, lease_until = NULL
+    FROM armed
+    WHERE job.id = armed.id AND job.state = 'deleted'
+    RETURNING job.id, job.parent_id, armed.depth
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, 'awaiting', $2, 'parent job ' || parent_id || ' was requeued',
+           jsonb_build_object('parent', parent_id)
+    FROM rearmed ORDER BY depth, id
+)
+SELECT count(*) FROM rearmed";
+
+/// Whether a job exists (to tell "no such job" from "nothing to do").
+const JOB_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM __SCHEMA__.jobs WHERE id = $1)";
+
+/// Columns of a job record, for `job` and `list_jobs` (`job` is the row's alias).
+const RECORD_COLUMNS: &str = "
+    job.id, job.name, job.queue, job.args, job.state, job.created_at, job.state_at, job.run_at,
+    job.retry_count, job.server_id, job.parent_id, job.continue_on, job.recurring_id,
+    job.result, job.error,
+    ARRAY(SELECT child.id FROM __SCHEMA__.jobs AS child
+          WHERE child.parent_id = job.id ORDER BY child.id) AS children";
+
+/// One job with its whole history (one snapshot: the record and its history agree).
+fn job_sql() -> String {
+    format!(
+        "SELECT {RECORD_COLUMNS},
+                history.states, history.ats, history.reasons, history.data
+         FROM __SCHEMA__.jobs AS job
+         LEFT JOIN LATERAL (
+             SELECT array_agg(h.state ORDER BY h.seq) AS states,
+                    array_agg(h.at ORDER BY h.seq) AS ats,
+                    array_agg(h.reason ORDER BY h.seq) AS reasons,
+                    array_agg(h.data ORDER BY h.seq) AS data
+             FROM __SCHEMA__.job_history AS h WHERE h.job_id = job.id
+         ) AS history ON true
+         WHERE job.id = $1"
+    )
+}
+
+/// Moves due Scheduled jobs to the tail of their queues, earliest first.
+const PROMOTE_SCHEDULED: &str = "
+WITH due AS (
+    SELECT id FROM __SCHEMA__.jobs
+    WHERE state = 'scheduled' AND run_at <= $1
+    ORDER BY run_at, id
+    LIMIT $2
+    FOR NO KEY UPDATE SKIP LOCKED
+),
+numbered AS MATERIALIZED (
+    SELECT id, nextval('__SCHEMA__.job_positions') AS position FROM due
+),
+promoted AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = 'enqueued', state_at = $1, run_at = NULL, position = numbered.position,
+        enqueued_at = $1
+    FROM numbered
+    WHERE job.id = numbered.id
+    RETURNING job.id, job.queue, numbered.position
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, 'enqueued', $1, 'scheduled time reached', jsonb_build_object('queue', queue)
+    FROM promoted ORDER BY position
+),
+notified AS (
+    SELECT pg_notify($3, '') FROM (SELECT 1 FROM promoted LIMIT 1) AS found
+)
+SELECT count(*) FROM promoted WHERE (SELECT count(*) FROM notified) >= 0";
+
+/// Puts Processing jobs whose lease lapsed back at their original place in their queue.
+const RESCUE_EXPIRED: &str = "
+WITH expired AS (
+    SELECT id, server_id FROM __SCHEMA__.jobs
+    WHERE state = 'processing' AND (lease_until IS NULL OR lease_until < $1)
+    ORDER BY id
+    LIMIT $2
+    FOR NO KEY UPDATE SKIP LOCKED
+),
+rescued AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = 'enqueued', state_at = $1, server_id = NULL, lease_until = NULL, run_at = NULL,
+        enqueued_at = $1
+    FROM expired
+    WHERE job.id = expired.id
+    RETURNING job.id, expired.server_id
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, 'enqueued', $1,
+           'lease expired: server ' || coalesce(server_id, '') || ' stopped responding',
+           '{}'::jsonb
+    FROM rescued ORDER BY id
+),
+notified AS (
+    SELECT pg_notify($3, '') FROM (SELECT 1 FROM rescued LIMIT 1) AS found
+)
+SELECT count(*) FROM rescued WHERE (SELECT count(*) FROM notified) >= 0";
+
+/// Deletes up to `$3` expired jobs and their history: Succeeded and Deleted jobs that finished
+/// before `$1` (oldest first), then Failed ones before `$2` if given.
+const PRUNE: &str = "
+WITH succeeded AS (
+    SELECT id, state_at FROM __SCHEMA__.jobs
+    WHERE state = 'succeeded' AND state_at < $1
+    ORDER BY state_at, id LIMIT $3
+    FOR UPDATE SKIP LOCKED
+),
+deleted AS (
+    SELECT id, state_at FROM __SCHEMA__.jobs
+    WHERE state = 'deleted' AND state_at < $1
+    ORDER BY state_at, id LIMIT $3
+    FOR UPDATE SKIP LOCKED
+),
+failed AS (
+    SELECT id, state_at FROM __SCHEMA__.jobs
+    WHERE $2::timestamptz IS NOT NULL AND state = 'failed' AND state_at < $2
+    ORDER BY state_at, id LIMIT $3
+    FOR UPDATE SKIP LOCKED
+),
+doomed AS (
+    SELECT id FROM (
+        SELECT id, state_at, 0 AS rank FROM succeeded
+        UNION ALL SELECT id, state_at, 0 FROM deleted
+        UNION ALL SELECT id, state_at, 1 FROM failed
+    ) AS candidates
+    ORDER BY rank, state_at, id
+    LIMIT $3
+),
+removed AS (
+    DELETE FROM __SCHEMA__.jobs WHERE id IN (SELECT id FROM doomed) RETURNING id
+),
+history AS (
+    DELETE FROM __SCHEMA__.job_history WHERE job_id IN (SELECT id FROM removed)
+)
+SELECT count(*) FROM removed";
+
+/// Takes the leadership if it is free, expired, or already `$1`'s. A row back means leader.
+const TRY_LEAD: &str = "
+INSERT INTO __SCHEMA__.leader AS leader (role, server_id, expires_at)
+VALUES ('maintenance', $1, $3)
+ON CONFLICT (role) DO UPDATE
+SET server_id = excluded.server_id, expires_at = excluded.expires_at
+WHERE leader.server_id = excluded.server_id OR leader.expires_at < $2
+RETURNING server_id";
+
+const RESIGN: &str = "DELETE FROM __SCHEMA__.leader WHERE role = 'maintenance' AND server_id = $1";
+
+const REGISTER_SERVER: &str = "
+INSERT INTO __SCHEMA__.servers (id, queues, workers, started_at, heartbeat_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE
+SET queues = excluded.queues, workers = excluded.workers, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at";
+
+const HEARTBEAT: &str = "UPDATE __SCHEMA__.servers SET heartbeat_at = $2 WHERE id = $1";
+
+const UNREGISTER_SERVER: &str = "DELETE FROM __SCHEMA__.servers WHERE id = $1";
+
+const REMOVE_DEAD_SERVERS: &str = "DELETE FROM __SCHEMA__.servers WHERE heartbeat_at < $1";
+
+const SERVERS: &str = "
+SELECT id, queues, workers, started_at, heartbeat_at FROM __SCHEMA__.servers ORDER BY id";
+
+/// Creates or replaces a recurring job, keeping `created_at` of an existing one.
+const UPSERT_RECURRING: &str = "
+INSERT INTO __SCHEMA__.recurring_jobs (id, cron, time_zone, job_name, queue, args, misfire,
+    skip_if_running, paused, next_run, last_run, last_job_id, last_error, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (id) DO UPDATE
+SET cron = excluded.cron, time_zone = excluded.time_zone, job_name = excluded.job_name,
+    queue = excluded.queue, args = excluded.args, misfire = excluded.misfire,
+    skip_if_running = excluded.skip_if_running, paused = excluded.paused,
+    next_run = excluded.next_run, last_run = excluded.last_run,
+    last_job_id = excluded.last_job_id, last_error = excluded.last_error";
+
+/// Columns of a recurring job with its last job's current state.
+const RECURRING_COLUMNS: &str = "
+    recurring.id, recurring.cron, recurring.time_zone, recurring.job_name, recurring.queue,
+    recurring.args, recurring.misfire, recurring.skip_if_running, recurring.paused,
+    recurring.next_run, recurring.last_run, recurring.last_job_id, recurring.last_error,
+    recurring.created_at, last_job.state AS last_job_state";
+
+fn recurring_sql(filter: &str) -> String {
+    format!(
+        "SELECT {RECURRING_COLUMNS}
+         FROM __SCHEMA__.recurring_jobs AS recurring
+         LEFT JOIN __SCHEMA__.jobs AS last_job ON last_job.id = recurring.last_job_id
+         {filter}"
+    )
+}
+
+const REMOVE_RECURRING: &str = "DELETE FROM __SCHEMA__.recurring_jobs WHERE id = $1";
+
+const SET_RECURRING_PAUSED: &str = "UPDATE __SCHEMA__.recurring_jobs SET paused = $2 WHERE id = $1";
+
+/// The compare-and-set of a recurring claim: moves `next_run` only if it is still `$4`.
+const CLAIM_RECURRING: &str = "
+UPDATE __SCHEMA__.recurring_jobs
+SET next_run = $2, last_error = $3
+WHERE id = $1 AND next_run IS NOT DISTINCT FROM $4
+RETURNING id";
+
+const RECORD_RECURRING_RUN: &str = "
+UPDATE __SCHEMA__.recurring_jobs SET last_run = $2, last_job_id = $3 WHERE id = $1";
+
+/// Counts per state, Enqueued per queue, retries, recurring jobs and servers, in one trip.
+const COUNTS: &str = "
+SELECT 'state' AS kind, state AS key, count(*) AS count FROM __SCHEMA__.jobs GROUP BY state
+UNION ALL
+SELECT 'queue', queue, count(*) FROM __SCHEMA__.jobs WHERE state = 'enqueued' GROUP BY queue
+UNION ALL
+SELECT 'retries', '', count(*) FROM __SCHEMA__.jobs WHERE state = 'scheduled' AND retry_count > 0
+UNION ALL
+SELECT 'recurring', '', count(*) FROM __SCHEMA__.recurring_jobs
+UNION ALL
+SELECT 'servers', '', count(*) FROM __SCHEMA__.servers";
+
+const STATISTICS: &str = "
+SELECT hour, sum(succeeded)::bigint, sum(failed)::bigint
+FROM __SCHEMA__.stats
+WHERE hour >= $1 AND hour < $2
+GROUP BY hour
+ORDER BY hour";
+
+/// The statements of one schema.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    quoted_schema: String,
+    pub(crate) enqueue: String,
+    pub(crate) lock_parents: String,
+    pub(crate) release: String,
+    pub(crate) fetch: String,
+    pub(crate) complete: String,
+    pub(crate) keep_alive: String,
+    pub(crate) delete: String,
+    pub(crate) requeue: String,
+    pub(crate) rearm: String,
+    pub(crate) job_exists: String,
+    pub(crate) job: String,
+    pub(crate) promote_scheduled: String,
+    pub(crate) rescue_expired: String,
+    pub(crate) prune: String,
+    pub(crate) try_lead: String,
+    pub(crate) resign: String,
+    pub(crate) register_server: String,
+    pub(crate) heartbeat: String,
+    pub(crate) unregister_server: String,
+    pub(crate) remove_dead_servers: String,
+    pub(crate) servers: String,
+    pub(crate) upsert_recurring: String,
+    pub(crate) recurring: String,
+    pub(crate) list_recurring: String,
+    pub(crate) due_recurring: String,
+    pub(crate) remove_recurring: String,
+    pub(crate) set_recurring_paused: String,
+    pub(crate) claim_recurring: String,
+    pub(crate) record_recurring_run: String,
+    pub(crate) counts: String,
+    pub(crate) statistics: String,
+}
+
+impl Sql {
+    /// The statements for `schema` (a validated identifier).
+    pub(crate) fn new(schema: &str) -> Sql {
+        let quoted_schema = quote_identifier(schema);
+        let t = |template: &str| template.replace("__SCHEMA__", &quoted_schema);
+        Sql {
+            enqueue: t(ENQUEUE),
+            lock_parents: t(LOCK_PARENTS),
+            release: t(RELEASE),
+            fetch: t(FETCH),
+            complete: t(COMPLETE),
+            keep_alive: t(KEEP_ALIVE),
+            delete: t(DELETE),
+            requeue: t(REQUEUE),
+            rearm: t(REARM),
+            job_exists: t(JOB_EXISTS),
+            job: t(&job_sql()),
+            promote_scheduled: t(PROMOTE_SCHEDULED),
+            rescue_expired: t(RESCUE_EXPIRED),
+            prune: t(PRUNE),
+            try_lead: t(TRY_LEAD),
+            resign: t(RESIGN),
+            register_server: t(REGISTER_SERVER),
+            heartbeat: t(HEARTBEAT),
+            unregister_server: t(UNREGISTER_SERVER),
+            remove_dead_servers: t(REMOVE_DEAD_SERVERS),
+            servers: t(SERVERS),
+            upsert_recurring: t(UPSERT_RECURRING),
+            recurring: t(&recurring_sql("WHERE recurring.id = $1")),
+            list_recurring: t(&recurring_sql("ORDER BY recurring.id")),
+            due_recurring: t(&recurring_sql(
+                "WHERE NOT recurring.paused AND recurring.next_run <= $1 \
+                 ORDER BY recurring.id LIMIT $2",
+            )),
+            remove_recurring: t(REMOVE_RECURRING),
+            set_recurring_paused: t(SET_RECURRING_PAUSED),
+            claim_recurring: t(CLAIM_RECURRING),
+            record_recurring_run: t(RECORD_RECURRING_RUN),
+            counts: t(COUNTS),
+            statistics: t(STATISTICS),
+            quoted_schema,
+        }
+    }
+
+    /// A page of `list_jobs`, for the filters present (one statement per combination, each
+    /// prepared once, so every plan can use the indexes its filters allow). `$1` offset and
+    /// `$2` limit come first; filter parameters follow in the order of [`ListFilters`].
+    pub(crate) fn list_jobs(&self, filters: ListFilters) -> String {
+        let mut conditions = Vec::new();
+        let mut next = 3;
+        let mut param = |condition: &str| {
+            let text = condition.replace('?', &format!("${next}"));
+            next += 1;
+            text
+        };
+        if filters.state {
+            conditions.push(param("job.state = ?::text"));
+        }
+        if filters.queue {
+            conditions.push(param("job.queue = ?::text"));
+        }
+        if filters.name {
+            conditions.push(param("job.name ILIKE ?::text"));
+        }
+        if filters.args {
+            conditions.push(param("job.args ILIKE ?::text"));
+        }
+        if filters.retries_only {
+            conditions.push("job.state = 'scheduled' AND job.retry_count > 0".to_owned());
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        format!(
+            "WITH matching AS MATERIALIZED (
+                 SELECT job.id, job.state_at FROM {schema}.jobs AS job {filter}
+             ),
+             page AS (
+                 SELECT id FROM matching ORDER BY state_at DESC, id DESC OFFSET $1 LIMIT $2
+             )
+             SELECT (SELECT count(*) FROM matching) AS total, {columns}
+             FROM (SELECT 1) AS one
+             LEFT JOIN (page JOIN {schema}.jobs AS job ON job.id = page.id) ON true
+             ORDER BY job.state_at DESC, job.id DESC",
+            schema = self.quoted_schema,
+            columns = RECORD_COLUMNS.replace("__SCHEMA__", &self.quoted_schema),
+        )
+    }
+}
+
+/// Which `list_jobs` filters are present.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ListFilters {
+    pub(crate) state: bool,
+    pub(crate) queue: bool,
+    pub(crate) name: bool,
+    pub(crate) args: bool,
+    pub(crate) retries_only: bool,
+}
