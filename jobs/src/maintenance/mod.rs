@@ -16,17 +16,13 @@ use crate::storage::PruneRequest;
 const BATCH: usize = 1000;
 
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut ticker = tokio::time::interval(shared.config.maintenance_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shared.stop_background.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
+    let interval = shared.config.maintenance_interval;
+    crate::server::every(shared, interval, |shared| async move {
         if let Err(error) = tick(&shared).await {
             tracing::warn!(%error, "maintenance failed");
         }
-    }
+    })
+    .await;
 }
 
 /// One round: if this server leads, do every maintenance task once.

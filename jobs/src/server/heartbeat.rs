@@ -8,15 +8,13 @@ use crate::clock;
 use crate::job::JobId;
 
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut ticker = tokio::time::interval(shared.config.heartbeat_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shared.stop_background.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        beat(&shared).await;
-    }
+    let interval = shared.config.heartbeat_interval;
+    super::every(
+        shared,
+        interval,
+        |shared| async move { beat(&shared).await },
+    )
+    .await;
 }
 
 /// One heartbeat: server record, leases, cancellations.

@@ -94,6 +94,23 @@ impl Shared {
     }
 }
 
+/// Runs `round` every `interval` (never two at once) until the server's background tasks stop.
+pub(crate) async fn every<F, R>(shared: Arc<Shared>, interval: std::time::Duration, round: F)
+where
+    F: Fn(Arc<Shared>) -> R,
+    R: Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.stop_background.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        round(shared.clone()).await;
+    }
+}
+
 fn server_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

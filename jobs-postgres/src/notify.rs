@@ -1,0 +1,103 @@
+//! The `LISTEN` connection: one dedicated connection per storage, outside the pool, that turns
+//! the enqueue notifications of every process into wake-ups of `wait_for_work`.
+//!
+//! It is opened on the first `wait_for_work` (a storage that only enqueues never opens it),
+//! re-established with a backoff when it is lost, and pinged so a silently dead connection is
+//! noticed. After every (re)connection it wakes the waiters once, since notifications sent
+//! while it was down are lost. Servers poll as well, so a missed notification only delays.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::error::describe;
+use crate::options::quote_identifier;
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the connection is checked.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// How long a check may take before the connection is dropped and reopened.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wakes everyone waiting now, and the next one to wait (like `MemoryStorage`).
+pub(crate) fn wake(work: &Notify) {
+    work.notify_waiters();
+    work.notify_one();
+}
+
+/// Listens on `channel` until the task is aborted (when the storage is dropped).
+pub(crate) async fn listen(config: tokio_postgres::Config, channel: String, work: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match listen_once(&config, &channel, &work).await {
+            Ok(()) => {
+                tracing::warn!(channel, "the LISTEN connection closed; reconnecting");
+                backoff = Duration::from_millis(50);
+            }
+            Err(message) => {
+                tracing::warn!(channel, error = %message, retry_in = ?backoff, "the LISTEN connection failed");
+            }
+        }
+        // Notifications sent while the connection was down are lost: look for work anyway.
+        wake(&work);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection's life: connect, `LISTEN`, forward notifications until it ends.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    channel: &str,
+    work: &Arc<Notify>,
+) -> Result<(), String> {
+    let (client, mut connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|error| describe(&error))?;
+    let forward = work.clone();
+    let mut driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(_))) => wake(&forward),
+                Some(Ok(AsyncMessage::Notice(notice))) => {
+                    tracing::debug!(notice = %notice.message(), "notice on the LISTEN connection");
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(describe(&error)),
+                None => return Ok(()),
+            }
+        }
+    });
+    let result = async {
+        client
+            .batch_execute(&format!("LISTEN {}", quote_identifier(channel)))
+            .await
+            .map_err(|error| describe(&error))?;
+        tracing::debug!(channel, "listening for enqueued jobs");
+        wake(work);
+        loop {
+            tokio::select! {
+                ended = &mut driver => {
+                    return match ended {
+                        Ok(result) => result,
+                        Err(error) => Err(error.to_string()),
+                    };
+                }
+                () = tokio::time::sleep(PING_INTERVAL) => {
+                    match tokio::time::timeout(PING_TIMEOUT, client.simple_query("")).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => return Err(describe(&error)),
+                        Err(_) => return Err(format!("no answer to a ping within {PING_TIMEOUT:?}")),
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    result
+}
