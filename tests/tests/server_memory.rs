@@ -732,3 +732,31 @@ async fn many_jobs_each_run_exactly_once() {
     }
     assert_eq!(servers_used.len(), 2, "both servers took jobs");
 }
+
+#[tokio::test]
+async fn finished_jobs_expire_after_the_retention_and_failed_ones_stay() {
+    let storage = MemoryStorage::new();
+    let clock = manual_clock();
+    let client = Client::new(storage.clone()).with_clock(clock.clone());
+    let succeeded = Double::new(1).enqueue(&client).await.unwrap();
+    let failed = Panics::new("kept".into()).enqueue(&client).await.unwrap();
+    let server = fast(storage)
+        .clock(clock.clone())
+        .retention(Duration::from_secs(3600))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_state(&client, succeeded, JobState::Succeeded).await;
+    wait_state(&client, failed, JobState::Failed).await;
+    clock.advance(Duration::from_secs(3601));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while client.job(succeeded).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the succeeded job was never pruned");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(matches!(client.job(succeeded).await, Err(jobs::Error::JobNotFound(_))));
+    assert_eq!(client.job(failed).await.unwrap().state, JobState::Failed, "failed jobs are kept");
+    server.shutdown().await.unwrap();
+}
