@@ -222,14 +222,17 @@ pub(crate) fn server(row: &Row) -> Result<ServerRecord, PostgresError> {
             format!("negative worker count {workers}"),
         )
     })?;
+    let queues = column(row, "queues", what)?;
+    let started_at = column(row, "started_at", what)?;
+    let heartbeat_at = column(row, "heartbeat_at", what)?;
     Ok(ServerRecord {
         info: ServerInfo {
-            queues: column(row, "queues", what)?,
-            workers,
-            started_at: column(row, "started_at", what)?,
             id,
+            queues,
+            workers,
+            started_at,
         },
-        heartbeat_at: column(row, "heartbeat_at", what)?,
+        heartbeat_at,
     })
 }
 

@@ -276,9 +276,6 @@ history AS (
 )
 SELECT count(*) FROM rearmed";
 
-/// Whether a job exists (to tell "no such job" from "nothing to do").
-const JOB_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM __SCHEMA__.jobs WHERE id = $1)";
-
 /// Columns of a job record, for `job` and `list_jobs` (`job` is the row's alias).
 const RECORD_COLUMNS: &str = "
     job.id, job.name, job.queue, job.args, job.state, job.created_at, job.state_at, job.run_at,
@@ -483,7 +480,7 @@ UNION ALL
 SELECT 'servers', '', count(*) FROM __SCHEMA__.servers";
 
 const STATISTICS: &str = "
-SELECT hour, sum(succeeded)::bigint, sum(failed)::bigint
+SELECT hour, sum(succeeded)::bigint AS succeeded, sum(failed)::bigint AS failed
 FROM __SCHEMA__.stats
 WHERE hour >= $1 AND hour < $2
 GROUP BY hour
@@ -502,7 +499,6 @@ pub(crate) struct Sql {
     pub(crate) delete: String,
     pub(crate) requeue: String,
     pub(crate) rearm: String,
-    pub(crate) job_exists: String,
     pub(crate) job: String,
     pub(crate) promote_scheduled: String,
     pub(crate) rescue_expired: String,
@@ -541,7 +537,6 @@ impl Sql {
             delete: t(DELETE),
             requeue: t(REQUEUE),
             rearm: t(REARM),
-            job_exists: t(JOB_EXISTS),
             job: t(&job_sql()),
             promote_scheduled: t(PROMOTE_SCHEDULED),
             rescue_expired: t(RESCUE_EXPIRED),

@@ -66,6 +66,8 @@ mod retry;
 mod server;
 
 pub mod clock;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 pub mod storage;
 #[cfg(feature = "test-util")]
 pub mod testing;

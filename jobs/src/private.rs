@@ -96,6 +96,7 @@ where
 )]
 pub trait JobArgument {}
 
+#[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned> JobArgument for T {}
 
 /// Compile-time check, spanned at an argument's type by the macro.
@@ -111,6 +112,7 @@ pub const fn assert_output<T: IntoJobResult>() {}
 )]
 pub trait Injectable: Send + Sync + 'static {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Send + Sync + 'static> Injectable for T {}
 
 /// Compile-time check, spanned at an injected parameter's type by the macro.

@@ -1,0 +1,166 @@
+//! Migrations: up → down → up, re-running is a no-op, concurrent runs migrate once, and the
+//! storage explains what is wrong with a schema that was never migrated or a bad name.
+
+use jobs::storage::{InitialState, NewJob};
+use jobs::Storage;
+use jobs_postgres::testing::TestSchema;
+use jobs_postgres::{latest_version, PostgresError, PostgresOptions, PostgresStorage, MIGRATIONS};
+
+fn all_versions() -> Vec<u32> {
+    MIGRATIONS.iter().map(|migration| migration.version).collect()
+}
+
+async fn tables(storage: &PostgresStorage) -> Vec<String> {
+    let client = storage.pool().get().await.expect("connection");
+    client
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'S', 'i') ORDER BY 1",
+            &[&storage.schema()],
+        )
+        .await
+        .expect("list tables")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+fn job(name: &str) -> NewJob {
+    NewJob {
+        name: name.to_owned(),
+        queue: "default".to_owned(),
+        args: "{}".to_owned(),
+        initial: InitialState::Enqueued,
+        recurring: None,
+    }
+}
+
+#[tokio::test]
+async fn up_down_up_and_rerun_is_a_no_op() {
+    let schema = TestSchema::empty().await;
+    let storage = PostgresStorage::connect_with(schema.url(), schema.options())
+        .await
+        .expect("connect");
+    assert!(storage.applied_migrations().await.expect("status").is_empty());
+
+    assert_eq!(storage.migrate().await.expect("up"), all_versions());
+    let migrated = tables(&storage).await;
+    assert!(migrated.contains(&"jobs_fetch_idx".to_owned()), "{migrated:?}");
+    assert_eq!(storage.migrate().await.expect("again"), Vec::<u32>::new(), "a no-op");
+    assert_eq!(tables(&storage).await, migrated);
+    let id = storage
+        .enqueue(vec![job("a")], chrono::Utc::now())
+        .await
+        .expect("enqueue")[0];
+
+    // Down one version, then all the way.
+    assert_eq!(
+        storage.migrate_down_to(latest_version() - 1).await.expect("down one"),
+        vec![latest_version()]
+    );
+    assert_eq!(
+        storage.applied_migrations().await.expect("status"),
+        all_versions()[..all_versions().len() - 1].to_vec()
+    );
+    assert!(storage.job(id).await.expect("jobs survive").is_some());
+    let reverted = storage.migrate_down_to(0).await.expect("down all");
+    assert_eq!(reverted, all_versions()[..all_versions().len() - 1].iter().rev().copied().collect::<Vec<_>>());
+    let left = tables(&storage).await;
+    assert_eq!(
+        left,
+        vec!["jobs_migrations".to_owned(), "jobs_migrations_pkey".to_owned()],
+        "down removes everything but the bookkeeping"
+    );
+    let error = storage.job(id).await.expect_err("no tables");
+    assert!(
+        error.to_string().contains("is not migrated (run `PostgresStorage::migrate()` first)"),
+        "{error}"
+    );
+
+    // And up again, from nothing.
+    assert_eq!(storage.migrate().await.expect("up again"), all_versions());
+    assert_eq!(tables(&storage).await, migrated);
+    assert!(storage.job(id).await.expect("read").is_none());
+    drop(storage);
+    schema.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_apply_once() {
+    let schema = TestSchema::empty().await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let url = schema.url().to_owned();
+        let options = schema.options().pool_size(1);
+        tasks.push(tokio::spawn(async move {
+            let storage = PostgresStorage::connect_with(&url, options)
+                .await
+                .expect("connect");
+            storage.migrate().await.expect("migrate")
+        }));
+    }
+    let mut applied = Vec::new();
+    for task in tasks {
+        applied.extend(task.await.expect("task"));
+    }
+    applied.sort_unstable();
+    assert_eq!(applied, all_versions(), "each migration ran exactly once");
+    schema.teardown().await;
+}
+
+#[tokio::test]
+async fn a_schema_that_was_never_migrated_is_a_clear_error() {
+    let schema = TestSchema::empty().await;
+    let storage = PostgresStorage::connect_with(schema.url(), schema.options())
+        .await
+        .expect("connect");
+    let error = storage
+        .enqueue(vec![job("a")], chrono::Utc::now())
+        .await
+        .expect_err("not migrated");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("schema `{}` is not migrated", schema.schema())),
+        "{message}"
+    );
+    drop(storage);
+    schema.teardown().await;
+}
+
+#[tokio::test]
+async fn bad_names_are_refused_before_connecting() {
+    for bad in ["bad\"name", "Jobs", "x; drop table y", "", "1st", &"a".repeat(64)] {
+        let error = PostgresStorage::connect_with(
+            "postgres://nobody@127.0.0.1:1/none",
+            PostgresOptions::new().schema(bad),
+        )
+        .await
+        .expect_err("refused");
+        assert!(
+            matches!(error, PostgresError::InvalidIdentifier { kind: "schema name", .. }),
+            "{bad}: {error}"
+        );
+        assert!(error.to_string().starts_with("invalid schema name"), "{error}");
+    }
+    let error = PostgresStorage::connect_with(
+        "postgres://nobody@127.0.0.1:1/none",
+        PostgresOptions::new().notify_channel("no-dashes"),
+    )
+    .await
+    .expect_err("refused");
+    assert!(error.to_string().starts_with("invalid notify channel `no-dashes`"), "{error}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error() {
+    let error = PostgresStorage::connect("postgres://postgres@127.0.0.1:1/postgres")
+        .await
+        .expect_err("nothing listens on port 1");
+    let message = error.to_string();
+    assert!(message.starts_with("could not get a database connection"), "{message}");
+    assert!(message.contains("refused") || message.contains("connect"), "{message}");
+    let error = PostgresStorage::connect("not a url at all=")
+        .await
+        .expect_err("bad url");
+    assert!(error.to_string().starts_with("invalid database url"), "{error}");
+}

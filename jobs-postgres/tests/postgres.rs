@@ -1,0 +1,383 @@
+//! What only the Postgres storage has: the fetch plan, LISTEN/NOTIFY wake-ups, transactional
+//! enqueue, payload limits, undecodable rows, and continuations racing their parent's finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use jobs::storage::{
+    Completion, ContinueOn, FetchRequest, InitialState, NewJob, Outcome, StateData,
+};
+use jobs::{JobId, JobState, Storage};
+use jobs_postgres::testing::{explain_fetch, TestSchema};
+use jobs_postgres::{PostgresError, PostgresStorage};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn job(name: &str, queue: &str) -> NewJob {
+    NewJob {
+        name: name.to_owned(),
+        queue: queue.to_owned(),
+        args: format!(r#"{{"name":"{name}"}}"#),
+        initial: InitialState::Enqueued,
+        recurring: None,
+    }
+}
+
+async fn fetch(storage: &dyn Storage, server: &str, queues: &[&str], limit: usize) -> Vec<JobId> {
+    let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
+    let now = Utc::now();
+    storage
+        .fetch(FetchRequest {
+            server_id: server,
+            queues: &queues,
+            limit,
+            now,
+            lease_until: now + TimeDelta::seconds(60),
+        })
+        .await
+        .expect("fetch")
+        .into_iter()
+        .map(|job| job.id)
+        .collect()
+}
+
+async fn succeed(storage: &dyn Storage, server: &str, ids: &[JobId]) {
+    storage
+        .complete(
+            ids.iter()
+                .map(|id| Completion {
+                    id: *id,
+                    server_id: server.to_owned(),
+                    at: Utc::now(),
+                    outcome: Outcome::Succeeded {
+                        data: StateData::default(),
+                    },
+                })
+                .collect(),
+        )
+        .await
+        .expect("complete");
+}
+
+async fn sql(storage: &PostgresStorage, statement: &str) {
+    let client = storage.pool().get().await.expect("connection");
+    client.batch_execute(statement).await.expect(statement);
+}
+
+/// The fetch reads the head of the partial index of Enqueued jobs, however many finished jobs
+/// the table holds.
+#[tokio::test]
+async fn fetch_uses_the_partial_index() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let s = schema.schema();
+    // 50,000 finished jobs and 2,000 waiting ones, statistics up to date.
+    sql(
+        storage,
+        &format!(
+            "INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
+             SELECT 'done', 'default', '{{}}', 'succeeded', now(), now(), now()
+             FROM generate_series(1, 50000);
+             INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
+             SELECT 'todo', CASE WHEN i % 2 = 0 THEN 'default' ELSE 'critical' END, '{{}}',
+                    'enqueued', now(), now(), now()
+             FROM generate_series(1, 2000) AS i;
+             ANALYZE {s}.jobs;"
+        ),
+    )
+    .await;
+    let plan = explain_fetch(storage, &["critical", "default"], 10).await;
+    println!("{plan}");
+    assert!(plan.contains("jobs_fetch_idx"), "the fetch should use jobs_fetch_idx:\n{plan}");
+    assert!(!plan.contains("Seq Scan on jobs"), "no sequential scan of jobs:\n{plan}");
+    assert!(plan.contains("LockRows"), "{plan}");
+    schema.teardown().await;
+}
+
+/// An enqueue through one storage wakes an idle `wait_for_work` of another (another process,
+/// as far as the database can tell) long before its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_wakes_a_listener_elsewhere() {
+    let schema = TestSchema::new().await;
+    let waiter = PostgresStorage::connect_with(schema.url(), schema.options())
+        .await
+        .expect("second storage");
+    // Start the LISTEN connection and wait until the database shows it listening.
+    waiter.wait_for_work(Duration::from_millis(1)).await;
+    let admin = schema.storage().pool().get().await.expect("connection");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let listening: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = $1 AND query LIKE 'LISTEN %'",
+                &[&schema.application_name()],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if listening > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the LISTEN connection never came up");
+        waiter.wait_for_work(Duration::from_millis(20)).await;
+    }
+    // The listener wakes waiters once when it connects; use that wake-up up.
+    waiter.wait_for_work(Duration::from_millis(50)).await;
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            waiter.wait_for_work(Duration::from_secs(60)).await;
+            started.elapsed()
+        })
+    };
+    tokio::task::yield_now().await;
+    schema
+        .storage()
+        .enqueue(vec![job("wake", "default")], Utc::now())
+        .await
+        .expect("enqueue");
+    let waited = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("woken before the deadline")
+        .expect("task");
+    assert!(waited < DEADLINE, "woken after {waited:?}");
+    drop(waiter);
+    schema.teardown().await;
+}
+
+/// A job enqueued in a transaction exists only if the transaction commits.
+#[tokio::test]
+async fn enqueue_tx_commits_with_the_callers_writes() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Welcome {
+        user: String,
+    }
+    impl jobs::Job for Welcome {
+        const NAME: &'static str = "welcome";
+        const QUEUE: &'static str = "mail";
+    }
+
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let s = schema.schema();
+    sql(storage, &format!("CREATE TABLE {s}.users (name text PRIMARY KEY)")).await;
+    let mut client = storage.pool().get().await.expect("connection");
+
+    // Committed: the user and the job.
+    let tx = client.transaction().await.expect("begin");
+    tx.execute(&format!("INSERT INTO {s}.users VALUES ('ada')"), &[])
+        .await
+        .expect("insert");
+    let kept = storage
+        .enqueue_tx(&tx, &Welcome { user: "ada".into() })
+        .await
+        .expect("enqueue in tx");
+    tx.commit().await.expect("commit");
+
+    // Rolled back: neither.
+    let tx = client.transaction().await.expect("begin");
+    tx.execute(&format!("INSERT INTO {s}.users VALUES ('bob')"), &[])
+        .await
+        .expect("insert");
+    let gone = storage
+        .enqueue_many_tx(&tx, [&Welcome { user: "bob".into() }, &Welcome { user: "cy".into() }])
+        .await
+        .expect("enqueue in tx");
+    assert_eq!(gone.len(), 2);
+    tx.rollback().await.expect("rollback");
+
+    let record = storage.job(kept).await.expect("job").expect("committed job exists");
+    assert_eq!(
+        (record.name.as_str(), record.queue.as_str(), record.args.as_str(), record.state),
+        ("welcome", "mail", r#"{"user":"ada"}"#, JobState::Enqueued)
+    );
+    for id in gone {
+        assert!(storage.job(id).await.expect("job").is_none(), "rolled back");
+    }
+    assert_eq!(fetch(storage, "s", &["mail"], 10).await, vec![kept]);
+
+    // A plain tokio-postgres transaction works the same.
+    let (mut raw, connection) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(connection);
+    let tx = raw.transaction().await.expect("begin");
+    let parentless = NewJob {
+        initial: InitialState::Awaiting {
+            parent: JobId(i64::MAX),
+            on: ContinueOn::Succeeded,
+        },
+        ..job("orphan", "mail")
+    };
+    let error = storage
+        .enqueue_new_tx(&tx, vec![parentless], Utc::now())
+        .await
+        .expect_err("missing parent");
+    assert!(matches!(error, jobs::Error::ParentNotFound(JobId(i64::MAX))), "{error}");
+    drop(tx);
+    drop(raw);
+    let _ = driver.await;
+    drop(client);
+    schema.teardown().await;
+}
+
+/// Arguments over the limit are refused with a clear error; nothing is created. Without a
+/// limit a 10 MiB payload round-trips.
+#[tokio::test]
+async fn payload_limit() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(10 * 1024 * 1024));
+    let big = NewJob {
+        args: huge.clone(),
+        ..job("big", "default")
+    };
+    let error = storage
+        .enqueue(vec![job("small", "default"), big.clone()], Utc::now())
+        .await
+        .expect_err("too large");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!(
+            "the arguments of job `big` are {} bytes, over the limit of 1048576 bytes",
+            huge.len()
+        )),
+        "{message}"
+    );
+    let source = std::error::Error::source(&error).expect("a source");
+    assert!(source.downcast_ref::<PostgresError>().is_some());
+    assert_eq!(storage.counts().await.expect("counts").by_state.values().sum::<u64>(), 0);
+
+    let unlimited = PostgresStorage::connect_with(
+        schema.url(),
+        schema.options().max_payload_bytes(None),
+    )
+    .await
+    .expect("connect");
+    let id = unlimited.enqueue(vec![big], Utc::now()).await.expect("enqueue")[0];
+    let fetched = unlimited
+        .fetch(FetchRequest {
+            server_id: "s",
+            queues: &["default".to_owned()],
+            limit: 1,
+            now: Utc::now(),
+            lease_until: Utc::now() + TimeDelta::seconds(60),
+        })
+        .await
+        .expect("fetch");
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].id, id);
+    assert_eq!(fetched[0].args.len(), huge.len());
+    drop(unlimited);
+    schema.teardown().await;
+}
+
+/// A row the storage cannot read back is an error naming the job and column, not a panic; the
+/// other jobs are unaffected.
+#[tokio::test]
+async fn undecodable_rows_are_clear_errors() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let s = schema.schema();
+    let ids = storage
+        .enqueue(
+            vec![job("a", "default"), job("b", "default"), job("c", "default")],
+            Utc::now(),
+        )
+        .await
+        .expect("enqueue");
+    let (bad_error, bad_history) = (ids[0], ids[1]);
+    sql(
+        storage,
+        &format!(
+            "UPDATE {s}.jobs SET error = '{{\"unexpected\": true}}' WHERE id = {bad_error};
+             UPDATE {s}.job_history SET data = '{{\"attempt\": \"first\"}}' WHERE job_id = {bad_history};"
+        ),
+    )
+    .await;
+    let error = storage.job(bad_error).await.expect_err("bad error column");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("job {bad_error}, column `error` holds undecodable data: missing field `type_name`")),
+        "{message}"
+    );
+    let error = storage.job(bad_history).await.expect_err("bad history");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("job {bad_history}, history entry 1 holds undecodable data")),
+        "{message}"
+    );
+    // Everything else still works, including listing the broken jobs without their history.
+    let record = storage.job(ids[2]).await.expect("job").expect("exists");
+    assert_eq!(record.state, JobState::Enqueued);
+    let listed = storage
+        .list_jobs(jobs::storage::JobQuery {
+            name_contains: Some("b".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(listed.total, 1);
+    assert_eq!(fetch(storage, "s", &["default"], 10).await.len(), 3);
+    schema.teardown().await;
+}
+
+/// A continuation created while its parent finishes is released either way: never left
+/// Awaiting under a parent that already succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuations_racing_their_parent_are_never_stranded() {
+    let schema = TestSchema::new().await;
+    let storage: Arc<dyn Storage> = Arc::new(schema.storage().clone());
+    for round in 0..40 {
+        let parent = storage
+            .enqueue(vec![job(&format!("parent{round}"), "race")], Utc::now())
+            .await
+            .expect("enqueue")[0];
+        assert_eq!(fetch(storage.as_ref(), "s", &["race"], 1).await, vec![parent]);
+        let adding = {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                let kid = NewJob {
+                    initial: InitialState::Awaiting {
+                        parent,
+                        on: ContinueOn::Succeeded,
+                    },
+                    ..job("kid", "kids")
+                };
+                storage.enqueue(vec![kid], Utc::now()).await.expect("continuation")[0]
+            })
+        };
+        succeed(storage.as_ref(), "s", &[parent]).await;
+        let kid = adding.await.expect("task");
+        let record = storage.job(kid).await.expect("job").expect("exists");
+        assert_eq!(record.state, JobState::Enqueued, "round {round}: {:?}", record.history);
+    }
+    drop(storage);
+    schema.teardown().await;
+}
+
+/// One `complete` call applies a big batch, and the hourly statistics count all of it.
+#[tokio::test]
+async fn big_batches() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let jobs: Vec<NewJob> = (0..5000).map(|i| job(&format!("j{i}"), "default")).collect();
+    let ids = storage.enqueue(jobs, Utc::now()).await.expect("enqueue");
+    assert_eq!(ids.len(), 5000);
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids in input order");
+    let fetched = fetch(storage, "s", &["default"], 5000).await;
+    assert_eq!(fetched, ids, "FIFO");
+    succeed(storage, "s", &fetched).await;
+    let counts = storage.counts().await.expect("counts");
+    assert_eq!(counts.get(JobState::Succeeded), 5000);
+    let now = Utc::now();
+    let stats = storage
+        .statistics(jobs::storage::Granularity::Day, now - TimeDelta::hours(1), now)
+        .await
+        .expect("statistics");
+    assert_eq!(stats.iter().map(|p| p.succeeded).sum::<u64>(), 5000);
+    schema.teardown().await;
+}
