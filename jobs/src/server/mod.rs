@@ -76,7 +76,7 @@ pub(crate) struct Shared {
     pub(crate) running: Mutex<HashMap<JobId, CancellationToken>>,
     /// Fires first on shutdown: no more fetching.
     pub(crate) stop_fetching: CancellationToken,
-    /// Fires after the grace period: running jobs' tokens (children of it) fire.
+    /// Fires after the grace period, with every running job's token.
     pub(crate) cancel_jobs: CancellationToken,
     /// Fires last: heartbeat and maintenance stop.
     pub(crate) stop_background: CancellationToken,
@@ -250,6 +250,9 @@ impl ServerHandle {
                 "grace period over, cancelling running jobs"
             );
             shared.cancel_jobs.cancel();
+            for token in shared.running().values() {
+                token.cancel();
+            }
             if tokio::time::timeout(config.shutdown_timeout, self.tracker.wait())
                 .await
                 .is_err()

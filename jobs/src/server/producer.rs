@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{executor, Shared};
@@ -85,7 +86,9 @@ fn spawn(
     job: crate::storage::FetchedJob,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let token = shared.cancel_jobs.child_token();
+    // Not a child of `cancel_jobs`: a child token locks its parent when made and dropped.
+    // Shutdown cancels the running jobs' tokens one by one instead.
+    let token = CancellationToken::new();
     shared.running().insert(job.id, token.clone());
     let shared = shared.clone();
     let completions = completions.clone();
