@@ -40,7 +40,9 @@ pub enum PostgresError {
         source: deadpool_postgres::PoolError,
     },
     /// The schema has no jobs tables yet.
-    #[error("schema `{schema}` is not migrated (run `PostgresStorage::migrate()` first): {message}")]
+    #[error(
+        "schema `{schema}` is not migrated (run `PostgresStorage::migrate()` first): {message}"
+    )]
     NotMigrated {
         /// The schema.
         schema: String,
@@ -169,5 +171,4 @@ impl PostgresError {
             reason: reason.to_string(),
         }
     }
-
 }

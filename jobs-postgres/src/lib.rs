@@ -77,7 +77,7 @@
 //!
 //! | feature | what |
 //! | --- | --- |
-//! | `test-util` | [`testing::TestSchema`]: a throwaway migrated schema per test (unstable) |
+//! | `test-util` | `testing::TestSchema`: a throwaway migrated schema per test (unstable) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -94,7 +94,9 @@ pub mod testing;
 
 pub use error::PostgresError;
 pub use migrate::{latest_version, Migration, MIGRATIONS};
-pub use options::{validate_identifier, PostgresOptions, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SCHEMA};
+pub use options::{
+    validate_identifier, PostgresOptions, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SCHEMA,
+};
 pub use storage::PostgresStorage;
 
 /// The driver and pool this crate is built on, re-exported so their versions match.

@@ -54,10 +54,7 @@ const PLACEHOLDER: &str = "__SCHEMA__";
 /// different schemas migrate in parallel and one schema never twice at once.
 fn lock_key(schema: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in "jobs-postgres migrate "
-        .bytes()
-        .chain(schema.bytes())
-    {
+    for byte in "jobs-postgres migrate ".bytes().chain(schema.bytes()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -147,7 +144,12 @@ pub(crate) async fn up(client: &mut Client, schema: &str) -> Result<Vec<u32>, Po
             )
             .await
             .map_err(|e| failed("migrate (record version)", e))?;
-        tracing::info!(schema, version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
         ran.push(migration.version);
     }
     transaction
@@ -193,7 +195,12 @@ pub(crate) async fn down_to(
             )
             .await
             .map_err(|e| failed("migrate down (record version)", e))?;
-        tracing::info!(schema, version = migration.version, name = migration.name, "reverted migration");
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "reverted migration"
+        );
         reverted.push(migration.version);
     }
     transaction

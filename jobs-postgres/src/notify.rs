@@ -32,11 +32,14 @@ pub(crate) fn wake(work: &Notify) {
 pub(crate) async fn listen(config: tokio_postgres::Config, channel: String, work: Arc<Notify>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match listen_once(&config, &channel, &work).await {
-            Ok(()) => {
-                tracing::warn!(channel, "the LISTEN connection closed; reconnecting");
-                backoff = Duration::from_millis(50);
-            }
+        let mut listened = false;
+        let ended = listen_once(&config, &channel, &work, &mut listened).await;
+        if listened {
+            // It worked for a while: reconnect quickly.
+            backoff = Duration::from_millis(50);
+        }
+        match ended {
+            Ok(()) => tracing::warn!(channel, "the LISTEN connection closed; reconnecting"),
             Err(message) => {
                 tracing::warn!(channel, error = %message, retry_in = ?backoff, "the LISTEN connection failed");
             }
@@ -53,6 +56,7 @@ async fn listen_once(
     config: &tokio_postgres::Config,
     channel: &str,
     work: &Arc<Notify>,
+    listened: &mut bool,
 ) -> Result<(), String> {
     let (client, mut connection) = config
         .connect(NoTls)
@@ -72,11 +76,15 @@ async fn listen_once(
             }
         }
     });
+    // Also the ping: LISTEN again is a no-op that proves the connection (and keeps
+    // `pg_stat_activity` showing what this connection is for).
+    let listen = format!("LISTEN {}", quote_identifier(channel));
     let result = async {
         client
-            .batch_execute(&format!("LISTEN {}", quote_identifier(channel)))
+            .batch_execute(&listen)
             .await
             .map_err(|error| describe(&error))?;
+        *listened = true;
         tracing::debug!(channel, "listening for enqueued jobs");
         wake(work);
         loop {
@@ -88,7 +96,7 @@ async fn listen_once(
                     };
                 }
                 () = tokio::time::sleep(PING_INTERVAL) => {
-                    match tokio::time::timeout(PING_TIMEOUT, client.simple_query("")).await {
+                    match tokio::time::timeout(PING_TIMEOUT, client.batch_execute(&listen)).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(error)) => return Err(describe(&error)),
                         Err(_) => return Err(format!("no answer to a ping within {PING_TIMEOUT:?}")),

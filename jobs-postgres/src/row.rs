@@ -23,7 +23,10 @@ pub(crate) fn column<'a, T: FromSql<'a>>(
     })
 }
 
-pub(crate) fn state_from_sql(value: &str, what: &dyn Fn() -> String) -> Result<JobState, PostgresError> {
+pub(crate) fn state_from_sql(
+    value: &str,
+    what: &dyn Fn() -> String,
+) -> Result<JobState, PostgresError> {
     value
         .parse()
         .map_err(|_| PostgresError::decode(what(), format!("unknown job state `{value}`")))
@@ -37,7 +40,10 @@ pub(crate) fn continue_on_to_sql(on: ContinueOn) -> &'static str {
     }
 }
 
-fn continue_on_from_sql(value: &str, what: &dyn Fn() -> String) -> Result<ContinueOn, PostgresError> {
+fn continue_on_from_sql(
+    value: &str,
+    what: &dyn Fn() -> String,
+) -> Result<ContinueOn, PostgresError> {
     match value {
         "succeeded" => Ok(ContinueOn::Succeeded),
         "any_finished" => Ok(ContinueOn::AnyFinished),
@@ -137,7 +143,10 @@ fn history(row: &Row, what: &dyn Fn() -> String) -> Result<Vec<HistoryEntry>, Po
     };
     let history_what = || format!("{}, its history", what());
     if ats.len() != states.len() || reasons.len() != states.len() || data.len() != states.len() {
-        return Err(PostgresError::decode(history_what(), "history columns of different lengths"));
+        return Err(PostgresError::decode(
+            history_what(),
+            "history columns of different lengths",
+        ));
     }
     states
         .into_iter()
@@ -242,7 +251,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for on in [ContinueOn::Succeeded, ContinueOn::AnyFinished, ContinueOn::Failed] {
+        for on in [
+            ContinueOn::Succeeded,
+            ContinueOn::AnyFinished,
+            ContinueOn::Failed,
+        ] {
             let sql = continue_on_to_sql(on);
             assert_eq!(continue_on_from_sql(sql, &String::new).ok(), Some(on));
             // The same spelling as the type's serde form, which the dashboard shows.
@@ -251,10 +264,16 @@ mod tests {
         for misfire in [Misfire::FireOnce, Misfire::FireAll] {
             let sql = misfire_to_sql(misfire);
             assert_eq!(misfire_from_sql(sql, &String::new).ok(), Some(misfire));
-            assert_eq!(serde_json::to_value(misfire).ok(), Some(serde_json::json!(sql)));
+            assert_eq!(
+                serde_json::to_value(misfire).ok(),
+                Some(serde_json::json!(sql))
+            );
         }
         for state in JobState::ALL {
-            assert_eq!(state_from_sql(state.as_str(), &String::new).ok(), Some(state));
+            assert_eq!(
+                state_from_sql(state.as_str(), &String::new).ok(),
+                Some(state)
+            );
         }
         let error = continue_on_from_sql("sometimes", &|| "job 1".to_owned()).unwrap_err();
         assert_eq!(

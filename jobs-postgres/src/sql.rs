@@ -40,23 +40,28 @@ SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord";
 const LOCK_PARENTS: &str = "
 SELECT id FROM __SCHEMA__.jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE";
 
-/// Releases the Awaiting continuations of the given parents that reached a final state:
-/// Enqueued (with the parent's result) or Deleted, by `continuation_decision`; a deleted child
-/// decides its own children in turn, down the chain. Children are numbered breadth-first in id
-/// order, so siblings keep their creation order in the queue.
+/// Releases the Awaiting continuations of the given parents (`$1`, each finished at the same
+/// index of `$2`) that reached a final state: Enqueued (with the parent's result) or Deleted,
+/// by `continuation_decision`, at the time their parent finished; a deleted child decides its
+/// own children in turn, down the chain. Children are numbered breadth-first in id order, so
+/// siblings keep their creation order in the queue.
 const RELEASE: &str = "
-WITH RECURSIVE decided (id, parent_id, parent_state, run, depth) AS (
+WITH RECURSIVE finished AS (
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS finished(id, at)
+),
+decided (id, parent_id, parent_state, run, at, depth) AS (
         SELECT child.id, parent.id, parent.state,
-               __SCHEMA__.continuation_decision(child.continue_on, parent.state), 1
-        FROM __SCHEMA__.jobs AS parent
+               __SCHEMA__.continuation_decision(child.continue_on, parent.state), finished.at, 1
+        FROM finished
+        JOIN __SCHEMA__.jobs AS parent ON parent.id = finished.id
         JOIN __SCHEMA__.jobs AS child ON child.parent_id = parent.id
-        WHERE parent.id = ANY($1::bigint[])
-          AND parent.state IN ('succeeded', 'failed', 'deleted')
+        WHERE parent.state IN ('succeeded', 'failed', 'deleted')
           AND child.state = 'awaiting'
           AND __SCHEMA__.continuation_decision(child.continue_on, parent.state) IS NOT NULL
     UNION ALL
         SELECT child.id, decided.id, 'deleted',
-               __SCHEMA__.continuation_decision(child.continue_on, 'deleted'), decided.depth + 1
+               __SCHEMA__.continuation_decision(child.continue_on, 'deleted'), decided.at,
+               decided.depth + 1
         FROM decided
         JOIN __SCHEMA__.jobs AS child ON child.parent_id = decided.id
         WHERE NOT decided.run
@@ -71,23 +76,23 @@ numbered AS MATERIALIZED (
 released AS (
     UPDATE __SCHEMA__.jobs AS job
     SET state = CASE WHEN numbered.run THEN 'enqueued' ELSE 'deleted' END,
-        state_at = $2,
+        state_at = numbered.at,
         run_at = NULL,
         server_id = NULL,
         lease_until = NULL,
         position = COALESCE(numbered.position, job.position),
-        enqueued_at = CASE WHEN numbered.run THEN $2 ELSE job.enqueued_at END,
+        enqueued_at = CASE WHEN numbered.run THEN numbered.at ELSE job.enqueued_at END,
         parent_result = CASE WHEN numbered.run AND numbered.parent_state = 'succeeded'
                              THEN parent.result ELSE job.parent_result END
     FROM numbered
     JOIN __SCHEMA__.jobs AS parent ON parent.id = numbered.parent_id
     WHERE job.id = numbered.id AND job.state = 'awaiting'
     RETURNING job.id, job.state, job.queue, numbered.parent_id, numbered.parent_state,
-              numbered.depth
+              numbered.at, numbered.depth
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
-    SELECT id, state, $2,
+    SELECT id, state, at,
            CASE WHEN state = 'enqueued'
                 THEN 'parent job ' || parent_id || ' is ' || initcap(parent_state)
                 ELSE $4::text || ': parent job ' || parent_id || ' is ' || initcap(parent_state)
@@ -101,7 +106,8 @@ history AS (
 notified AS (
     SELECT pg_notify($3, '') FROM (SELECT 1 FROM released WHERE state = 'enqueued' LIMIT 1) AS found
 )
-SELECT count(*) FROM released WHERE (SELECT count(*) FROM notified) >= 0";
+SELECT count(*) FILTER (WHERE state = 'enqueued') AS count
+FROM released WHERE (SELECT count(*) FROM notified) >= 0";
 
 /// Claims up to `$2` Enqueued jobs: the head of each served queue in priority order, skipping
 /// rows other fetchers hold, and marks them Processing under the server's lease.

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, RecyclingMethod, StatementCache,
-};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, StatementCache};
 use jobs::storage::{
     Completion, FetchRequest, FetchedJob, Granularity, InitialState, JobPage, JobQuery, NewJob,
     Outcome, PruneRequest, RecurringClaim, RecurringJob, ServerInfo, ServerRecord, StatPoint,
@@ -84,7 +82,11 @@ struct Db<'a> {
 }
 
 impl Db<'_> {
-    async fn prepare(&self, operation: &'static str, sql: &str) -> Result<Statement, PostgresError> {
+    async fn prepare(
+        &self,
+        operation: &'static str,
+        sql: &str,
+    ) -> Result<Statement, PostgresError> {
         let prepared = match self.cache {
             Some(cache) => cache.prepare(self.client, sql).await,
             None => self.client.prepare(sql).await,
@@ -359,7 +361,10 @@ impl PostgresStorage {
             .listener
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if listener.as_ref().is_some_and(|handle| !handle.is_finished()) {
+        if listener
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished())
+        {
             return;
         }
         *listener = Some(tokio::spawn(notify::listen(
@@ -371,7 +376,12 @@ impl PostgresStorage {
 
     /// Creates jobs through `db` (autocommit, or inside a transaction when continuations need
     /// their parents locked). Continuations of finished parents are released at once.
-    async fn insert(&self, db: &Db<'_>, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
+    async fn insert(
+        &self,
+        db: &Db<'_>,
+        jobs: Vec<NewJob>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<JobId>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -482,11 +492,14 @@ impl PostgresStorage {
 
     /// Releases the Awaiting continuations of `parents` that reached a final state.
     async fn release(&self, db: &Db<'_>, parents: &[i64], now: DateTime<Utc>) -> Result<()> {
-        let statement = db.prepare("release continuations", &self.inner.sql.release).await?;
+        let statement = db
+            .prepare("release continuations", &self.inner.sql.release)
+            .await?;
+        let times = vec![now; parents.len()];
         db.client
             .query(
                 &statement,
-                &[&parents, &now, &self.inner.channel, &CONTINUATION_NOT_MET],
+                &[&parents, &times, &self.inner.channel, &CONTINUATION_NOT_MET],
             )
             .await
             .map_err(|e| self.inner.error("release continuations", e))?;
@@ -568,7 +581,13 @@ impl CompletionRow {
                 mut data,
             } => {
                 data.run_at = Some(run_at);
-                (JobState::Scheduled, Some(reason), data, Some(ts(run_at)), true)
+                (
+                    JobState::Scheduled,
+                    Some(reason),
+                    data,
+                    Some(ts(run_at)),
+                    true,
+                )
             }
             Outcome::Failed { reason, data } => (JobState::Failed, Some(reason), data, None, true),
             Outcome::Deleted { reason, data } => {
@@ -670,7 +689,7 @@ impl Storage for PostgresStorage {
         if rows.is_empty() {
             return Ok(());
         }
-        let finished: Vec<i64> = rows
+        let (finished, finished_at): (Vec<i64>, Vec<DateTime<Utc>>) = rows
             .iter()
             .filter(|row| {
                 matches!(
@@ -678,8 +697,8 @@ impl Storage for PostgresStorage {
                     JobState::Succeeded | JobState::Failed | JobState::Deleted
                 )
             })
-            .map(|row| row.id)
-            .collect();
+            .map(|row| (row.id, row.at))
+            .unzip();
         let requeued = rows.iter().any(|row| row.state == JobState::Enqueued);
         let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
         let servers: Vec<&str> = rows.iter().map(|row| row.server_id.as_str()).collect();
@@ -689,7 +708,6 @@ impl Storage for PostgresStorage {
         let data: Vec<&serde_json::Value> = rows.iter().map(|row| &row.data).collect();
         let run_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.run_at).collect();
         let failed: Vec<bool> = rows.iter().map(|row| row.failed).collect();
-        let release_at = rows.iter().map(|row| row.at).max().unwrap_or_else(Utc::now);
         let params: [&(dyn ToSql + Sync); 9] = [
             &ids,
             &servers,
@@ -701,17 +719,23 @@ impl Storage for PostgresStorage {
             &failed,
             &self.inner.channel,
         ];
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         if finished.is_empty() {
             // Nothing can release a continuation: one autocommit statement.
-            let statement = self.db(&client).prepare("complete", &self.inner.sql.complete).await?;
+            let statement = self
+                .db(&client)
+                .prepare("complete", &self.inner.sql.complete)
+                .await?;
             client
                 .query(&statement, &params)
                 .await
                 .map_err(|e| self.inner.error("complete", e))?;
         } else {
-            // The release runs as a second statement of the transaction, so its snapshot sees
-            // continuations committed while the first one waited for its row locks.
+            // One round trip: BEGIN, the batch, the release, COMMIT are pipelined. The release
+            // is a second statement so its snapshot sees continuations committed while the
+            // first one waited for its row locks. Every message is queued on the first poll,
+            // so the transaction ends (COMMIT, or ROLLBACK after an error) even if this future
+            // is dropped; an error anywhere aborts the whole transaction.
             let (complete, release) = {
                 let db = self.db(&client);
                 (
@@ -720,26 +744,36 @@ impl Storage for PostgresStorage {
                         .await?,
                 )
             };
-            let tx = client
-                .transaction()
-                .await
-                .map_err(|e| self.inner.error("complete", e))?;
             let release_params: [&(dyn ToSql + Sync); 4] = [
                 &finished,
-                &release_at,
+                &finished_at,
                 &self.inner.channel,
                 &CONTINUATION_NOT_MET,
             ];
-            tokio::try_join!(
-                tx.query(&complete, &params),
-                tx.query(&release, &release_params),
-            )
-            .map_err(|e| self.inner.error("complete", e))?;
-            tx.commit()
-                .await
-                .map_err(|e| self.inner.error("complete", e))?;
+            let (begun, completed, released, committed) = tokio::join!(
+                biased; // first polled in this order, so sent in this order
+                client.batch_execute("BEGIN"),
+                client.query(&complete, &params),
+                client.query(&release, &release_params),
+                client.batch_execute("COMMIT"),
+            );
+            let released = match (begun, completed, released, committed) {
+                (Ok(()), Ok(_), Ok(rows), Ok(())) => rows,
+                (Err(error), ..)
+                | (_, Err(error), ..)
+                | (_, _, Err(error), _)
+                | (.., Err(error)) => return Err(self.inner.error("complete", error).into()),
+            };
+            let mut enqueued = 0;
+            for row in &released {
+                enqueued +=
+                    row::column::<i64>(row, "count", &|| "released continuations".to_owned())?;
+            }
+            if enqueued > 0 {
+                self.wake();
+            }
         }
-        if requeued || !finished.is_empty() {
+        if requeued {
             self.wake();
         }
         Ok(())
@@ -764,9 +798,15 @@ impl Storage for PostgresStorage {
             .await?;
         let mut held = HashSet::new();
         for row in &rows {
-            held.insert(row::column::<i64>(row, "id", &|| "a leased job".to_owned())?);
+            held.insert(row::column::<i64>(row, "id", &|| {
+                "a leased job".to_owned()
+            })?);
         }
-        Ok(ids.iter().copied().filter(|id| !held.contains(&id.0)).collect())
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| !held.contains(&id.0))
+            .collect())
     }
 
     async fn delete(&self, id: JobId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
@@ -786,10 +826,13 @@ impl Storage for PostgresStorage {
             .map_err(|e| self.inner.error("delete", e))?;
         let parents = [id.0];
         let parents = &parents[..];
+        let times = [now];
+        let times = &times[..];
         let delete_params: [&(dyn ToSql + Sync); 3] = [&id.0, &reason, &now];
         let release_params: [&(dyn ToSql + Sync); 4] =
-            [&parents, &now, &self.inner.channel, &CONTINUATION_NOT_MET];
+            [&parents, &times, &self.inner.channel, &CONTINUATION_NOT_MET];
         let (target, _) = tokio::try_join!(
+            biased;
             tx.query_opt(&delete, &delete_params),
             tx.query(&release, &release_params),
         )
@@ -943,8 +986,12 @@ impl Storage for PostgresStorage {
     }
 
     async fn heartbeat(&self, server_id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.execute("heartbeat", &self.inner.sql.heartbeat, &[&server_id, &ts(now)])
-            .await?;
+        self.execute(
+            "heartbeat",
+            &self.inner.sql.heartbeat,
+            &[&server_id, &ts(now)],
+        )
+        .await?;
         Ok(())
     }
 
@@ -971,7 +1018,10 @@ impl Storage for PostgresStorage {
 
     async fn servers(&self) -> Result<Vec<ServerRecord>> {
         let rows = self.query("servers", &self.inner.sql.servers, &[]).await?;
-        Ok(rows.iter().map(row::server).collect::<Result<Vec<_>, _>>()?)
+        Ok(rows
+            .iter()
+            .map(row::server)
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn upsert_recurring(&self, job: RecurringJob) -> Result<()> {

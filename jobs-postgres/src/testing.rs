@@ -41,7 +41,8 @@ pub fn database_url() -> String {
 
 /// Connects to the test database outside any pool, or panics with how to start one.
 pub async fn admin_client(url: &str) -> tokio_postgres::Client {
-    let connected = tokio::time::timeout(Duration::from_secs(10), tokio_postgres::connect(url, NoTls)).await;
+    let connected =
+        tokio::time::timeout(Duration::from_secs(10), tokio_postgres::connect(url, NoTls)).await;
     let (client, connection) = match connected {
         Ok(Ok(pair)) => pair,
         Ok(Err(error)) => unreachable_database(url, &describe(&error)),
@@ -172,7 +173,9 @@ impl TestSchema {
 
     /// Options pointing at this schema (with a pool of 4).
     pub fn options(&self) -> PostgresOptions {
-        PostgresOptions::new().schema(self.schema.clone()).pool_size(4)
+        PostgresOptions::new()
+            .schema(self.schema.clone())
+            .pool_size(4)
     }
 
     /// The `application_name` of this schema's storage connections (to find them in
@@ -266,7 +269,8 @@ async fn drop_stale_schemas(client: &tokio_postgres::Client) {
                 .as_deref()
                 .and_then(|comment| comment.strip_prefix(COMMENT_PREFIX))
                 .and_then(|seconds| seconds.parse::<u64>().ok());
-            let old = created.is_none_or(|created| now.saturating_sub(created) > STALE_AFTER.as_secs());
+            let old =
+                created.is_none_or(|created| now.saturating_sub(created) > STALE_AFTER.as_secs());
             old.then_some(name)
         })
         .collect();

@@ -7,7 +7,10 @@ use jobs_postgres::testing::TestSchema;
 use jobs_postgres::{latest_version, PostgresError, PostgresOptions, PostgresStorage, MIGRATIONS};
 
 fn all_versions() -> Vec<u32> {
-    MIGRATIONS.iter().map(|migration| migration.version).collect()
+    MIGRATIONS
+        .iter()
+        .map(|migration| migration.version)
+        .collect()
 }
 
 async fn tables(storage: &PostgresStorage) -> Vec<String> {
@@ -41,12 +44,23 @@ async fn up_down_up_and_rerun_is_a_no_op() {
     let storage = PostgresStorage::connect_with(schema.url(), schema.options())
         .await
         .expect("connect");
-    assert!(storage.applied_migrations().await.expect("status").is_empty());
+    assert!(storage
+        .applied_migrations()
+        .await
+        .expect("status")
+        .is_empty());
 
     assert_eq!(storage.migrate().await.expect("up"), all_versions());
     let migrated = tables(&storage).await;
-    assert!(migrated.contains(&"jobs_fetch_idx".to_owned()), "{migrated:?}");
-    assert_eq!(storage.migrate().await.expect("again"), Vec::<u32>::new(), "a no-op");
+    assert!(
+        migrated.contains(&"jobs_fetch_idx".to_owned()),
+        "{migrated:?}"
+    );
+    assert_eq!(
+        storage.migrate().await.expect("again"),
+        Vec::<u32>::new(),
+        "a no-op"
+    );
     assert_eq!(tables(&storage).await, migrated);
     let id = storage
         .enqueue(vec![job("a")], chrono::Utc::now())
@@ -55,7 +69,10 @@ async fn up_down_up_and_rerun_is_a_no_op() {
 
     // Down one version, then all the way.
     assert_eq!(
-        storage.migrate_down_to(latest_version() - 1).await.expect("down one"),
+        storage
+            .migrate_down_to(latest_version() - 1)
+            .await
+            .expect("down one"),
         vec![latest_version()]
     );
     assert_eq!(
@@ -64,16 +81,28 @@ async fn up_down_up_and_rerun_is_a_no_op() {
     );
     assert!(storage.job(id).await.expect("jobs survive").is_some());
     let reverted = storage.migrate_down_to(0).await.expect("down all");
-    assert_eq!(reverted, all_versions()[..all_versions().len() - 1].iter().rev().copied().collect::<Vec<_>>());
+    assert_eq!(
+        reverted,
+        all_versions()[..all_versions().len() - 1]
+            .iter()
+            .rev()
+            .copied()
+            .collect::<Vec<_>>()
+    );
     let left = tables(&storage).await;
     assert_eq!(
         left,
-        vec!["jobs_migrations".to_owned(), "jobs_migrations_pkey".to_owned()],
+        vec![
+            "jobs_migrations".to_owned(),
+            "jobs_migrations_pkey".to_owned()
+        ],
         "down removes everything but the bookkeeping"
     );
     let error = storage.job(id).await.expect_err("no tables");
     assert!(
-        error.to_string().contains("is not migrated (run `PostgresStorage::migrate()` first)"),
+        error
+            .to_string()
+            .contains("is not migrated (run `PostgresStorage::migrate()` first)"),
         "{error}"
     );
 
@@ -129,7 +158,14 @@ async fn a_schema_that_was_never_migrated_is_a_clear_error() {
 
 #[tokio::test]
 async fn bad_names_are_refused_before_connecting() {
-    for bad in ["bad\"name", "Jobs", "x; drop table y", "", "1st", &"a".repeat(64)] {
+    for bad in [
+        "bad\"name",
+        "Jobs",
+        "x; drop table y",
+        "",
+        "1st",
+        &"a".repeat(64),
+    ] {
         let error = PostgresStorage::connect_with(
             "postgres://nobody@127.0.0.1:1/none",
             PostgresOptions::new().schema(bad),
@@ -137,10 +173,19 @@ async fn bad_names_are_refused_before_connecting() {
         .await
         .expect_err("refused");
         assert!(
-            matches!(error, PostgresError::InvalidIdentifier { kind: "schema name", .. }),
+            matches!(
+                error,
+                PostgresError::InvalidIdentifier {
+                    kind: "schema name",
+                    ..
+                }
+            ),
             "{bad}: {error}"
         );
-        assert!(error.to_string().starts_with("invalid schema name"), "{error}");
+        assert!(
+            error.to_string().starts_with("invalid schema name"),
+            "{error}"
+        );
     }
     let error = PostgresStorage::connect_with(
         "postgres://nobody@127.0.0.1:1/none",
@@ -148,7 +193,12 @@ async fn bad_names_are_refused_before_connecting() {
     )
     .await
     .expect_err("refused");
-    assert!(error.to_string().starts_with("invalid notify channel `no-dashes`"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid notify channel `no-dashes`"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -157,10 +207,19 @@ async fn an_unreachable_database_is_a_clear_error() {
         .await
         .expect_err("nothing listens on port 1");
     let message = error.to_string();
-    assert!(message.starts_with("could not get a database connection"), "{message}");
-    assert!(message.contains("refused") || message.contains("connect"), "{message}");
+    assert!(
+        message.starts_with("could not get a database connection"),
+        "{message}"
+    );
+    assert!(
+        message.contains("refused") || message.contains("connect"),
+        "{message}"
+    );
     let error = PostgresStorage::connect("not a url at all=")
         .await
         .expect_err("bad url");
-    assert!(error.to_string().starts_with("invalid database url"), "{error}");
+    assert!(
+        error.to_string().starts_with("invalid database url"),
+        "{error}"
+    );
 }

@@ -89,8 +89,14 @@ async fn fetch_uses_the_partial_index() {
     .await;
     let plan = explain_fetch(storage, &["critical", "default"], 10).await;
     println!("{plan}");
-    assert!(plan.contains("jobs_fetch_idx"), "the fetch should use jobs_fetch_idx:\n{plan}");
-    assert!(!plan.contains("Seq Scan on jobs"), "no sequential scan of jobs:\n{plan}");
+    assert!(
+        plan.contains("jobs_fetch_idx"),
+        "the fetch should use jobs_fetch_idx:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Seq Scan on jobs"),
+        "no sequential scan of jobs:\n{plan}"
+    );
     assert!(plan.contains("LockRows"), "{plan}");
     schema.teardown().await;
 }
@@ -120,7 +126,10 @@ async fn enqueue_wakes_a_listener_elsewhere() {
         if listening > 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the LISTEN connection never came up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the LISTEN connection never came up"
+        );
         waiter.wait_for_work(Duration::from_millis(20)).await;
     }
     // The listener wakes waiters once when it connects; use that wake-up up.
@@ -163,7 +172,11 @@ async fn enqueue_tx_commits_with_the_callers_writes() {
     let schema = TestSchema::new().await;
     let storage = schema.storage();
     let s = schema.schema();
-    sql(storage, &format!("CREATE TABLE {s}.users (name text PRIMARY KEY)")).await;
+    sql(
+        storage,
+        &format!("CREATE TABLE {s}.users (name text PRIMARY KEY)"),
+    )
+    .await;
     let mut client = storage.pool().get().await.expect("connection");
 
     // Committed: the user and the job.
@@ -183,15 +196,30 @@ async fn enqueue_tx_commits_with_the_callers_writes() {
         .await
         .expect("insert");
     let gone = storage
-        .enqueue_many_tx(&tx, [&Welcome { user: "bob".into() }, &Welcome { user: "cy".into() }])
+        .enqueue_many_tx(
+            &tx,
+            [
+                &Welcome { user: "bob".into() },
+                &Welcome { user: "cy".into() },
+            ],
+        )
         .await
         .expect("enqueue in tx");
     assert_eq!(gone.len(), 2);
     tx.rollback().await.expect("rollback");
 
-    let record = storage.job(kept).await.expect("job").expect("committed job exists");
+    let record = storage
+        .job(kept)
+        .await
+        .expect("job")
+        .expect("committed job exists");
     assert_eq!(
-        (record.name.as_str(), record.queue.as_str(), record.args.as_str(), record.state),
+        (
+            record.name.as_str(),
+            record.queue.as_str(),
+            record.args.as_str(),
+            record.state
+        ),
         ("welcome", "mail", r#"{"user":"ada"}"#, JobState::Enqueued)
     );
     for id in gone {
@@ -216,7 +244,10 @@ async fn enqueue_tx_commits_with_the_callers_writes() {
         .enqueue_new_tx(&tx, vec![parentless], Utc::now())
         .await
         .expect_err("missing parent");
-    assert!(matches!(error, jobs::Error::ParentNotFound(JobId(i64::MAX))), "{error}");
+    assert!(
+        matches!(error, jobs::Error::ParentNotFound(JobId(i64::MAX))),
+        "{error}"
+    );
     drop(tx);
     drop(raw);
     let _ = driver.await;
@@ -249,15 +280,25 @@ async fn payload_limit() {
     );
     let source = std::error::Error::source(&error).expect("a source");
     assert!(source.downcast_ref::<PostgresError>().is_some());
-    assert_eq!(storage.counts().await.expect("counts").by_state.values().sum::<u64>(), 0);
+    assert_eq!(
+        storage
+            .counts()
+            .await
+            .expect("counts")
+            .by_state
+            .values()
+            .sum::<u64>(),
+        0
+    );
 
-    let unlimited = PostgresStorage::connect_with(
-        schema.url(),
-        schema.options().max_payload_bytes(None),
-    )
-    .await
-    .expect("connect");
-    let id = unlimited.enqueue(vec![big], Utc::now()).await.expect("enqueue")[0];
+    let unlimited =
+        PostgresStorage::connect_with(schema.url(), schema.options().max_payload_bytes(None))
+            .await
+            .expect("connect");
+    let id = unlimited
+        .enqueue(vec![big], Utc::now())
+        .await
+        .expect("enqueue")[0];
     let fetched = unlimited
         .fetch(FetchRequest {
             server_id: "s",
@@ -284,7 +325,11 @@ async fn undecodable_rows_are_clear_errors() {
     let s = schema.schema();
     let ids = storage
         .enqueue(
-            vec![job("a", "default"), job("b", "default"), job("c", "default")],
+            vec![
+                job("a", "default"),
+                job("b", "default"),
+                job("c", "default"),
+            ],
             Utc::now(),
         )
         .await
@@ -301,13 +346,17 @@ async fn undecodable_rows_are_clear_errors() {
     let error = storage.job(bad_error).await.expect_err("bad error column");
     let message = error.to_string();
     assert!(
-        message.contains(&format!("job {bad_error}, column `error` holds undecodable data: missing field `type_name`")),
+        message.contains(&format!(
+            "job {bad_error}, column `error` holds undecodable data: missing field `type_name`"
+        )),
         "{message}"
     );
     let error = storage.job(bad_history).await.expect_err("bad history");
     let message = error.to_string();
     assert!(
-        message.contains(&format!("job {bad_history}, history entry 1 holds undecodable data")),
+        message.contains(&format!(
+            "job {bad_history}, history entry 1 holds undecodable data"
+        )),
         "{message}"
     );
     // Everything else still works, including listing the broken jobs without their history.
@@ -336,7 +385,10 @@ async fn continuations_racing_their_parent_are_never_stranded() {
             .enqueue(vec![job(&format!("parent{round}"), "race")], Utc::now())
             .await
             .expect("enqueue")[0];
-        assert_eq!(fetch(storage.as_ref(), "s", &["race"], 1).await, vec![parent]);
+        assert_eq!(
+            fetch(storage.as_ref(), "s", &["race"], 1).await,
+            vec![parent]
+        );
         let adding = {
             let storage = storage.clone();
             tokio::spawn(async move {
@@ -347,13 +399,21 @@ async fn continuations_racing_their_parent_are_never_stranded() {
                     },
                     ..job("kid", "kids")
                 };
-                storage.enqueue(vec![kid], Utc::now()).await.expect("continuation")[0]
+                storage
+                    .enqueue(vec![kid], Utc::now())
+                    .await
+                    .expect("continuation")[0]
             })
         };
         succeed(storage.as_ref(), "s", &[parent]).await;
         let kid = adding.await.expect("task");
         let record = storage.job(kid).await.expect("job").expect("exists");
-        assert_eq!(record.state, JobState::Enqueued, "round {round}: {:?}", record.history);
+        assert_eq!(
+            record.state,
+            JobState::Enqueued,
+            "round {round}: {:?}",
+            record.history
+        );
     }
     drop(storage);
     schema.teardown().await;
@@ -364,10 +424,15 @@ async fn continuations_racing_their_parent_are_never_stranded() {
 async fn big_batches() {
     let schema = TestSchema::new().await;
     let storage = schema.storage();
-    let jobs: Vec<NewJob> = (0..5000).map(|i| job(&format!("j{i}"), "default")).collect();
+    let jobs: Vec<NewJob> = (0..5000)
+        .map(|i| job(&format!("j{i}"), "default"))
+        .collect();
     let ids = storage.enqueue(jobs, Utc::now()).await.expect("enqueue");
     assert_eq!(ids.len(), 5000);
-    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids in input order");
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids in input order"
+    );
     let fetched = fetch(storage, "s", &["default"], 5000).await;
     assert_eq!(fetched, ids, "FIFO");
     succeed(storage, "s", &fetched).await;
@@ -375,9 +440,130 @@ async fn big_batches() {
     assert_eq!(counts.get(JobState::Succeeded), 5000);
     let now = Utc::now();
     let stats = storage
-        .statistics(jobs::storage::Granularity::Day, now - TimeDelta::hours(1), now)
+        .statistics(
+            jobs::storage::Granularity::Day,
+            now - TimeDelta::hours(1),
+            now,
+        )
         .await
         .expect("statistics");
     assert_eq!(stats.iter().map(|p| p.succeeded).sum::<u64>(), 5000);
+    schema.teardown().await;
+}
+
+/// The SQL `continuation_decision` is the table on `ContinueOn`, case for case.
+#[tokio::test]
+async fn sql_continuation_decision_matches_the_rust_table() {
+    let schema = TestSchema::new().await;
+    let client = schema.storage().pool().get().await.expect("connection");
+    let sql = format!(
+        "SELECT \"{}\".continuation_decision($1, $2)",
+        schema.schema()
+    );
+    for on in [
+        ContinueOn::Succeeded,
+        ContinueOn::AnyFinished,
+        ContinueOn::Failed,
+    ] {
+        let on_sql = serde_json::to_value(on).expect("serialize");
+        let on_sql = on_sql.as_str().expect("a string");
+        for state in JobState::ALL {
+            let decided: Option<bool> = client
+                .query_one(&sql, &[&on_sql, &state.as_str()])
+                .await
+                .expect("decision")
+                .get(0);
+            assert_eq!(
+                decided,
+                jobs::storage::continuation_decision(on, state),
+                "{on:?} when the parent is {state}"
+            );
+        }
+    }
+    drop(client);
+    schema.teardown().await;
+}
+
+/// Many continuations released at once keep their creation order in the queue.
+#[tokio::test]
+async fn released_siblings_keep_their_order() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let parent = storage
+        .enqueue(vec![job("parent", "default")], Utc::now())
+        .await
+        .expect("enqueue")[0];
+    let kids: Vec<NewJob> = (0..50)
+        .map(|i| NewJob {
+            initial: InitialState::Awaiting {
+                parent,
+                on: ContinueOn::AnyFinished,
+            },
+            ..job(&format!("kid{i}"), "kids")
+        })
+        .collect();
+    let kids = storage
+        .enqueue(kids, Utc::now())
+        .await
+        .expect("continuations");
+    assert_eq!(fetch(storage, "s", &["default"], 1).await, vec![parent]);
+    succeed(storage, "s", &[parent]).await;
+    assert_eq!(fetch(storage, "s", &["kids"], 100).await, kids);
+    schema.teardown().await;
+}
+
+/// In a batch of completions, each parent releases its continuations at its own time.
+#[tokio::test]
+async fn batched_completions_release_at_each_parents_time() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let parents = storage
+        .enqueue(vec![job("p1", "default"), job("p2", "default")], Utc::now())
+        .await
+        .expect("enqueue");
+    let kids = storage
+        .enqueue(
+            parents
+                .iter()
+                .map(|parent| NewJob {
+                    initial: InitialState::Awaiting {
+                        parent: *parent,
+                        on: ContinueOn::Succeeded,
+                    },
+                    ..job("kid", "kids")
+                })
+                .collect(),
+            Utc::now(),
+        )
+        .await
+        .expect("continuations");
+    assert_eq!(fetch(storage, "s", &["default"], 2).await, parents);
+    let first = Utc::now() + TimeDelta::seconds(10);
+    let second = first + TimeDelta::seconds(5);
+    storage
+        .complete(
+            [(parents[0], first), (parents[1], second)]
+                .into_iter()
+                .map(|(id, at)| Completion {
+                    id,
+                    server_id: "s".to_owned(),
+                    at,
+                    outcome: Outcome::Succeeded {
+                        data: StateData::default(),
+                    },
+                })
+                .collect(),
+        )
+        .await
+        .expect("complete");
+    for (kid, at) in kids.iter().zip([first, second]) {
+        let record = storage.job(*kid).await.expect("job").expect("exists");
+        assert_eq!(record.state, JobState::Enqueued);
+        assert_eq!(
+            record.state_at.timestamp_micros(),
+            at.timestamp_micros(),
+            "released when its parent finished"
+        );
+    }
     schema.teardown().await;
 }

@@ -1,0 +1,1322 @@
+//! Router-level tests of the dashboard (`tower::ServiceExt::oneshot`): every page, every
+//! action, the security rules, paging and search. The peer address is injected with
+//! `MockConnectInfo`; no traffic leaves the process.
+#![cfg(feature = "dashboard")]
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, TimeDelta, Utc};
+use http_body_util::BodyExt;
+use jobs::dashboard::{Access, AsyncAuth, AuthRequest, Dashboard};
+use jobs::storage::{
+    Completion, ContinueOn, FetchRequest, InitialState, Misfire, NewJob, Outcome, RecurringJob,
+    ServerInfo, StateData,
+};
+use jobs::{JobError, JobId, JobState, MemoryStorage, Storage};
+use tower::ServiceExt;
+
+const LOCAL: &str = "127.0.0.1:40000";
+const REMOTE: &str = "203.0.113.7:40000";
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("test address")
+}
+
+/// The dashboard's router as a server would run it for a peer at `peer`.
+fn app_for(dashboard: Dashboard, peer: &str) -> Router {
+    dashboard.router().layer(MockConnectInfo(addr(peer)))
+}
+
+fn app(storage: &MemoryStorage) -> Router {
+    app_for(Dashboard::new(storage.clone()), LOCAL)
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The value of the CSRF token in the page's forms.
+    fn csrf_token(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        self.body[start..start + 64].to_owned()
+    }
+
+    fn assert_ok(&self) -> &Self {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.body);
+        self
+    }
+
+    fn has(&self, text: &str) -> &Self {
+        assert!(
+            self.body.contains(text),
+            "expected `{text}` in:\n{}",
+            self.body
+        );
+        self
+    }
+
+    fn lacks(&self, text: &str) -> &Self {
+        assert!(
+            !self.body.contains(text),
+            "did not expect `{text}` in:\n{}",
+            self.body
+        );
+        self
+    }
+}
+
+async fn send(app: &Router, request: Request<Body>) -> Reply {
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(app: &Router, path: &str) -> Reply {
+    send(
+        app,
+        Request::get(path).body(Body::empty()).expect("request"),
+    )
+    .await
+}
+
+async fn get_with_cookie(app: &Router, path: &str, cookie: &str) -> Reply {
+    let request = Request::get(path)
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .expect("request");
+    send(app, request).await
+}
+
+/// A browser-like session: keeps the CSRF cookie and reads tokens from pages.
+struct Session {
+    app: Router,
+    cookie: String,
+    token: String,
+}
+
+impl Session {
+    async fn open(app: &Router, page: &str) -> Session {
+        let reply = get(app, page).await;
+        reply.assert_ok();
+        let cookie = reply
+            .set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with("jobs_dashboard_csrf="))
+            .expect("a CSRF cookie");
+        let cookie = cookie.split(';').next().expect("cookie pair").to_owned();
+        Session {
+            app: app.clone(),
+            token: reply.csrf_token(),
+            cookie,
+        }
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let mut form = vec![("csrf", self.token.as_str())];
+        form.extend_from_slice(fields);
+        post_form(&self.app, path, Some(&self.cookie), &form).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        get_with_cookie(&self.app, path, &self.cookie).await
+    }
+}
+
+fn encode(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn post_form(
+    app: &Router,
+    path: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Reply {
+    let mut request =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    send(
+        app,
+        request.body(Body::from(encode(fields))).expect("request"),
+    )
+    .await
+}
+
+/// Form fields.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
+// ---- fixtures -----------------------------------------------------------------------------------
+
+fn new_job(name: &str, queue: &str, args: &str, initial: InitialState) -> NewJob {
+    NewJob {
+        name: name.to_owned(),
+        queue: queue.to_owned(),
+        args: args.to_owned(),
+        initial,
+        recurring: None,
+    }
+}
+
+async fn enqueue(storage: &MemoryStorage, name: &str, queue: &str, args: &str) -> JobId {
+    storage
+        .enqueue(
+            vec![new_job(name, queue, args, InitialState::Enqueued)],
+            Utc::now(),
+        )
+        .await
+        .expect("enqueue")[0]
+}
+
+/// Enqueues a job in its own queue and starts it on `server`.
+async fn start(storage: &MemoryStorage, name: &str, args: &str, server: &str) -> JobId {
+    let queue = format!("q{}", rand_suffix());
+    let id = enqueue(storage, name, &queue, args).await;
+    let now = Utc::now();
+    let fetched = storage
+        .fetch(FetchRequest {
+            server_id: server,
+            queues: &[queue],
+            limit: 1,
+            now,
+            lease_until: now + TimeDelta::minutes(5),
+        })
+        .await
+        .expect("fetch");
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].id, id);
+    id
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn finish(storage: &MemoryStorage, id: JobId, server: &str, outcome: Outcome) {
+    storage
+        .complete(vec![Completion {
+            id,
+            server_id: server.to_owned(),
+            at: Utc::now(),
+            outcome,
+        }])
+        .await
+        .expect("complete");
+}
+
+fn error(type_name: &str, message: &str, details: Option<&str>) -> JobError {
+    JobError {
+        type_name: type_name.to_owned(),
+        message: message.to_owned(),
+        details: details.map(str::to_owned),
+    }
+}
+
+async fn failed_job(storage: &MemoryStorage, name: &str, args: &str, e: JobError) -> JobId {
+    let id = start(storage, name, args, "server-a").await;
+    finish(
+        storage,
+        id,
+        "server-a",
+        Outcome::Failed {
+            reason: format!("{}: {}", e.type_name, e.message),
+            data: StateData {
+                server: Some("server-a".into()),
+                attempt: Some(1),
+                error: Some(e),
+                ..StateData::default()
+            },
+        },
+    )
+    .await;
+    id
+}
+
+async fn state_of(storage: &MemoryStorage, id: JobId) -> JobState {
+    storage.job(id).await.expect("job").expect("exists").state
+}
+
+fn recurring_job(id: &str, cron: &str) -> RecurringJob {
+    let now = Utc::now();
+    RecurringJob {
+        id: id.to_owned(),
+        cron: cron.to_owned(),
+        time_zone: "Europe/Paris".to_owned(),
+        job_name: "reports.nightly".to_owned(),
+        queue: "default".to_owned(),
+        args: "{\"kind\":\"daily\"}".to_owned(),
+        misfire: Misfire::FireOnce,
+        skip_if_running: false,
+        paused: false,
+        next_run: Some(now + TimeDelta::hours(3)),
+        last_run: None,
+        last_job_id: None,
+        last_job_state: None,
+        last_error: None,
+        created_at: now,
+    }
+}
+
+// ---- pages ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_page_renders() {
+    let storage = MemoryStorage::new();
+    let enqueued = enqueue(&storage, "mail.send", "default", "{\"to\":\"ann\"}").await;
+    let failed = failed_job(
+        &storage,
+        "billing.charge",
+        "{\"order\":7}",
+        error(
+            "billing::CardDeclined",
+            "card declined",
+            Some("gateway said no"),
+        ),
+    )
+    .await;
+    storage
+        .upsert_recurring(recurring_job("nightly", "30 9 * * 1-5"))
+        .await
+        .expect("recurring");
+    let app = app(&storage);
+
+    get(&app, "/")
+        .await
+        .assert_ok()
+        .has("Overview")
+        .has("Last 24 hours")
+        .has("Last 7 days")
+        .has("<canvas id=\"realtime\"")
+        .has("data-count=\"failed\"");
+    get(&app, "/jobs/enqueued")
+        .await
+        .assert_ok()
+        .has("/jobs/enqueued/default")
+        .has("no server serves this queue");
+    get(&app, "/jobs/enqueued/default")
+        .await
+        .assert_ok()
+        .has("mail.send")
+        .has(&format!("/job/{enqueued}"));
+    for state in JobState::ALL {
+        get(&app, &format!("/jobs/{}", state.as_str()))
+            .await
+            .assert_ok();
+    }
+    get(&app, "/jobs/failed")
+        .await
+        .has("billing.charge")
+        .has("billing::CardDeclined")
+        .has("card declined")
+        .has("gateway said no");
+    get(&app, "/jobs/retries").await.assert_ok().has("Retries");
+    get(&app, "/jobs/search").await.assert_ok().has("mail.send");
+    get(&app, &format!("/job/{failed}"))
+        .await
+        .assert_ok()
+        .has("billing.charge")
+        .has("&quot;order&quot;: 7");
+    get(&app, "/recurring")
+        .await
+        .assert_ok()
+        .has("nightly")
+        .has("30 9 * * 1-5")
+        .has("at 09:30 on Monday to Friday")
+        .has("Europe/Paris");
+    get(&app, "/servers")
+        .await
+        .assert_ok()
+        .has("No server is running");
+
+    let stats = get(&app, "/stats.json").await;
+    stats.assert_ok();
+    let json: serde_json::Value = serde_json::from_str(&stats.body).expect("json");
+    assert_eq!(json["counts"]["enqueued"], 1);
+    assert_eq!(json["counts"]["failed"], 1);
+    assert_eq!(json["counts"]["recurring"], 1);
+    assert_eq!(json["today"]["failed"], 1);
+
+    let css = get(&app, "/assets/dashboard.css").await;
+    css.assert_ok();
+    assert!(css.headers[header::CONTENT_TYPE]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/css"));
+    let js = get(&app, "/assets/dashboard.js").await;
+    js.assert_ok().has("data-stats-url");
+}
+
+#[tokio::test]
+async fn unknown_pages_and_jobs_are_404() {
+    let storage = MemoryStorage::new();
+    let app = app(&storage);
+    for path in [
+        "/job/424242",
+        "/job/abc",
+        "/jobs/nonsense",
+        "/nope",
+        "/job/1/state.json",
+    ] {
+        assert_eq!(
+            get(&app, path).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_pages_show_what_each_state_needs() {
+    let storage = MemoryStorage::new();
+    let now = Utc::now();
+    // Scheduled, in 2 hours.
+    storage
+        .enqueue(
+            vec![new_job(
+                "later",
+                "default",
+                "{}",
+                InitialState::Scheduled {
+                    at: now + TimeDelta::hours(2),
+                },
+            )],
+            now,
+        )
+        .await
+        .expect("schedule");
+    // Processing on a server whose heartbeat is 5 minutes old.
+    storage
+        .register_server(
+            &ServerInfo {
+                id: "old-server".into(),
+                queues: vec!["default".into(), "critical".into()],
+                workers: 7,
+                started_at: now - TimeDelta::hours(1),
+            },
+            now - TimeDelta::minutes(5),
+        )
+        .await
+        .expect("register");
+    let running = start(&storage, "slow.export", "{}", "old-server").await;
+    // Succeeded with a duration and a latency.
+    let done = start(&storage, "quick.job", "{}", "server-a").await;
+    finish(
+        &storage,
+        done,
+        "server-a",
+        Outcome::Succeeded {
+            data: StateData {
+                duration_ms: Some(1500),
+                latency_ms: Some(42),
+                result: Some(serde_json::json!({"rows": 3})),
+                ..StateData::default()
+            },
+        },
+    )
+    .await;
+    // A retry.
+    let retried = start(&storage, "flaky.job", "{}", "server-a").await;
+    finish(
+        &storage,
+        retried,
+        "server-a",
+        Outcome::Retry {
+            run_at: now + TimeDelta::minutes(1),
+            reason: "Retry attempt 1 of 10: timeout".into(),
+            data: StateData {
+                error: Some(error("io::Timeout", "timed out", None)),
+                ..StateData::default()
+            },
+        },
+    )
+    .await;
+    // A continuation of the running job, and a deleted job.
+    let child = storage
+        .enqueue(
+            vec![new_job(
+                "after.export",
+                "default",
+                "{}",
+                InitialState::Awaiting {
+                    parent: running,
+                    on: ContinueOn::Succeeded,
+                },
+            )],
+            now,
+        )
+        .await
+        .expect("continuation")[0];
+    let gone = enqueue(&storage, "unwanted", "default", "{}").await;
+    storage
+        .delete(gone, "deleted by a test", Utc::now())
+        .await
+        .expect("delete");
+    let app = app(&storage);
+
+    get(&app, "/jobs/scheduled")
+        .await
+        .has("later")
+        .has("in 1 h 59 min")
+        .has("Enqueue now");
+    get(&app, "/jobs/processing")
+        .await
+        .has("slow.export")
+        .has("old-server")
+        .has("possibly aborted");
+    get(&app, "/jobs/succeeded")
+        .await
+        .has("quick.job")
+        .has("1.5 s")
+        .has("42 ms")
+        .has("{&quot;rows&quot;:3}");
+    get(&app, "/jobs/retries")
+        .await
+        .has("flaky.job")
+        .has("io::Timeout")
+        .lacks("later");
+    get(&app, "/jobs/awaiting")
+        .await
+        .has("after.export")
+        .has(&format!("/job/{running}"))
+        .has("when its parent succeeds");
+    get(&app, "/jobs/deleted")
+        .await
+        .has("unwanted")
+        .has("deleted by a test");
+    get(&app, "/servers")
+        .await
+        .has("old-server")
+        .has("critical")
+        .has(">7<")
+        .has("possibly aborted");
+    get(&app, "/jobs/enqueued").await.has("1 server");
+    // The job page warns about its dead server, and links parent and continuation.
+    get(&app, &format!("/job/{running}"))
+        .await
+        .has("its server's last heartbeat was 5 min ago")
+        .has(&format!("/job/{child}"))
+        .has("after.export");
+    get(&app, &format!("/job/{child}"))
+        .await
+        .has(&format!("/job/{running}"))
+        .has("runs when its parent succeeds");
+    let json = get(&app, &format!("/job/{running}/state.json")).await;
+    json.assert_ok().has("\"state\":\"processing\"");
+}
+
+#[tokio::test]
+async fn job_page_shows_arguments_result_error_and_history() {
+    let storage = MemoryStorage::new();
+    let id = start(
+        &storage,
+        "report.build",
+        "{\"month\":\"2024-05\",\"pages\":[1,2]}",
+        "server-a",
+    )
+    .await;
+    finish(
+        &storage,
+        id,
+        "server-a",
+        Outcome::Succeeded {
+            data: StateData {
+                server: Some("server-a".into()),
+                duration_ms: Some(2500),
+                result: Some(serde_json::json!({"url": "/r/5"})),
+                ..StateData::default()
+            },
+        },
+    )
+    .await;
+    let app = app(&storage);
+    get(&app, &format!("/job/{id}"))
+        .await
+        .assert_ok()
+        .has("Arguments")
+        .has("&quot;month&quot;: &quot;2024-05&quot;")
+        .has("Result")
+        .has("&quot;url&quot;: &quot;/r/5&quot;")
+        .has("History")
+        .has("state-succeeded")
+        .has("state-processing")
+        .has("state-enqueued")
+        .has("2.5 s")
+        .has("data-job-state=\"succeeded\"");
+}
+
+// ---- escaping ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn user_data_is_escaped() {
+    let storage = MemoryStorage::new();
+    let evil = "<script>alert('args')</script>";
+    let args = serde_json::json!({ "html": evil }).to_string();
+    let id = failed_job(
+        &storage,
+        "<script>alert('name')</script>",
+        &args,
+        error(
+            "<script>alert('type')</script>",
+            "<script>alert('message')</script>",
+            Some("<img src=x onerror=alert(1)>"),
+        ),
+    )
+    .await;
+    let mut recurring = recurring_job("<script>alert('recurring')</script>", "* * * * *");
+    recurring.last_error = Some("<script>alert('last error')</script>".into());
+    storage
+        .upsert_recurring(recurring)
+        .await
+        .expect("recurring");
+    let app = app(&storage);
+    for path in [
+        format!("/job/{id}"),
+        "/jobs/failed".to_owned(),
+        "/jobs/search?args=script".to_owned(),
+        "/recurring".to_owned(),
+        "/jobs/search?name=%3Cscript%3E".to_owned(),
+    ] {
+        let reply = get(&app, &path).await;
+        reply.assert_ok();
+        assert!(
+            !reply.body.contains("<script>alert"),
+            "{path}: {}",
+            reply.body
+        );
+        assert!(!reply.body.contains("<img src=x"), "{path}");
+        assert!(reply.body.contains("&lt;script&gt;alert("), "{path}");
+    }
+    get(&app, &format!("/job/{id}"))
+        .await
+        .has("&lt;script&gt;alert('message')&lt;/script&gt;")
+        .has("&lt;img src=x onerror=alert(1)&gt;");
+}
+
+// ---- paging and search ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn lists_page_and_search() {
+    let storage = MemoryStorage::new();
+    for i in 0..25 {
+        let name = if i % 5 == 0 { "mail.send" } else { "other.job" };
+        enqueue(
+            &storage,
+            name,
+            "default",
+            &format!("{{\"user\":\"user-{i:02}\"}}"),
+        )
+        .await;
+    }
+    let app = app(&storage);
+    let count_rows = |body: &str| body.matches("name=\"ids\"").count();
+
+    let first = get(&app, "/jobs/enqueued/default").await;
+    first.assert_ok().has("25 total").has("page=2");
+    assert_eq!(count_rows(&first.body), 20);
+    let second = get(&app, "/jobs/enqueued/default?page=2").await;
+    assert_eq!(count_rows(&second.body), 5);
+    let small = get(&app, "/jobs/enqueued/default?size=10&page=3").await;
+    assert_eq!(count_rows(&small.body), 5);
+    small.has("page=2&amp;size=10");
+    // Nonsense paging falls back to defaults.
+    let odd = get(&app, "/jobs/enqueued/default?page=zero&size=7").await;
+    assert_eq!(count_rows(&odd.body), 20);
+    // Past the end: an empty page that still links back.
+    get(&app, "/jobs/enqueued/default?page=9").await.assert_ok();
+
+    let by_name = get(&app, "/jobs/search?name=MAIL").await;
+    assert_eq!(count_rows(&by_name.body), 5);
+    by_name.lacks("other.job").has("5 total");
+    let by_args = get(&app, "/jobs/search?args=user-07").await;
+    assert_eq!(count_rows(&by_args.body), 1);
+    by_args.has("user-07");
+    let both = get(&app, "/jobs/enqueued?name=nothing").await;
+    both.assert_ok();
+    let none = get(&app, "/jobs/search?name=mail&args=user-01").await;
+    none.has("No job matches.");
+    let by_state = get(&app, "/jobs/search?state=failed").await;
+    by_state.has("No job matches.");
+    // Filters survive paging.
+    let filtered = get(&app, "/jobs/search?name=other&size=10").await;
+    filtered
+        .has("20 total")
+        .has("name=other&amp;page=2&amp;size=10");
+
+    for i in 0..3 {
+        storage
+            .upsert_recurring(recurring_job(&format!("report-{i}"), "0 * * * *"))
+            .await
+            .expect("recurring");
+    }
+    storage
+        .upsert_recurring(recurring_job("cleanup", "0 0 * * *"))
+        .await
+        .expect("recurring");
+    let reports = get(&app, "/recurring?q=REPORT-").await;
+    reports.has("report-2").lacks(">cleanup<").has("3 total");
+    let paged = get(&app, "/recurring?size=10").await;
+    paged.has("4 total");
+}
+
+// ---- actions -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn job_actions_requeue_delete_and_enqueue_now() {
+    let storage = MemoryStorage::new();
+    let failed = failed_job(&storage, "f", "{}", error("E", "boom", None)).await;
+    let now = Utc::now();
+    let scheduled = storage
+        .enqueue(
+            vec![new_job(
+                "s",
+                "default",
+                "{}",
+                InitialState::Scheduled {
+                    at: now + TimeDelta::hours(1),
+                },
+            )],
+            now,
+        )
+        .await
+        .expect("schedule")[0];
+    let a = enqueue(&storage, "a", "default", "{}").await;
+    let b = enqueue(&storage, "b", "default", "{}").await;
+    let app = app(&storage);
+    let session = Session::open(&app, "/jobs/failed").await;
+
+    // Requeue from the failed list: back to the list, with a message.
+    let reply = session
+        .post(
+            "/actions/jobs/requeue",
+            &[
+                ("ids", &failed.to_string()),
+                ("back", "/jobs/failed?page=1"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), "/jobs/failed?page=1");
+    assert_eq!(state_of(&storage, failed).await, JobState::Enqueued);
+    let flash = reply
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("jobs_dashboard_flash="))
+        .expect("flash cookie");
+    let flash = flash.split(';').next().expect("pair");
+    let next = get_with_cookie(
+        &app,
+        "/jobs/failed",
+        &format!("{}; {flash}", session.cookie),
+    )
+    .await;
+    next.has("Requeued 1 job.");
+    assert!(next
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("jobs_dashboard_flash=;") && c.contains("Max-Age=0")));
+
+    // Enqueue now: a scheduled job is requeued.
+    session
+        .post(
+            "/actions/jobs/requeue",
+            &[("ids", &scheduled.to_string()), ("back", "/jobs/scheduled")],
+        )
+        .await;
+    assert_eq!(state_of(&storage, scheduled).await, JobState::Enqueued);
+
+    // Bulk delete.
+    let reply = session
+        .post(
+            "/actions/jobs/delete",
+            &[
+                ("ids", &a.to_string()),
+                ("ids", &b.to_string()),
+                ("back", "/jobs/enqueued/default"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), "/jobs/enqueued/default");
+    assert_eq!(state_of(&storage, a).await, JobState::Deleted);
+    assert_eq!(state_of(&storage, b).await, JobState::Deleted);
+
+    // From the job page.
+    let reply = session
+        .post(
+            "/actions/jobs/requeue",
+            &[("ids", &a.to_string()), ("back", &format!("/job/{a}"))],
+        )
+        .await;
+    assert_eq!(reply.location(), format!("/job/{a}"));
+    assert_eq!(state_of(&storage, a).await, JobState::Enqueued);
+
+    // Unknown ids are reported, bad ids refused, an open redirect is not followed.
+    let reply = session
+        .post(
+            "/actions/jobs/delete",
+            &[("ids", "99999"), ("back", "https://evil.example/")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), "/");
+    let reply = session.post("/actions/jobs/delete", &[("ids", "x")]).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let many: Vec<(&str, &str)> = (0..1001).map(|_| ("ids", "1")).collect();
+    let reply = session.post("/actions/jobs/delete", &many).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(state_of(&storage, a).await, JobState::Enqueued);
+    let reply = session.post("/actions/jobs/explode", &[("ids", "1")]).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    // Nothing ticked: back to the page, nothing done.
+    let reply = session
+        .post("/actions/jobs/delete", &[("back", "/jobs/failed")])
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn recurring_actions_trigger_pause_resume_remove() {
+    let storage = MemoryStorage::new();
+    storage
+        .upsert_recurring(recurring_job("nightly", "0 3 * * *"))
+        .await
+        .expect("recurring");
+    storage
+        .upsert_recurring(recurring_job("hourly", "0 * * * *"))
+        .await
+        .expect("recurring");
+    let app = app(&storage);
+    let session = Session::open(&app, "/recurring").await;
+    session
+        .get("/recurring")
+        .await
+        .has("Trigger now")
+        .has("Pause")
+        .has("Resume")
+        .has("Remove");
+
+    let reply = session
+        .post(
+            "/actions/recurring/trigger",
+            &[("ids", "nightly"), ("back", "/recurring")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), "/recurring");
+    let nightly = storage
+        .recurring("nightly")
+        .await
+        .expect("read")
+        .expect("exists");
+    let fired = nightly.last_job_id.expect("a fired job");
+    assert_eq!(state_of(&storage, fired).await, JobState::Enqueued);
+    session
+        .get("/recurring")
+        .await
+        .has(&format!("/job/{fired}"))
+        .has("state-enqueued");
+    session
+        .get(&format!("/job/{fired}"))
+        .await
+        .has("recurring job nightly")
+        .has("/recurring?q=nightly");
+
+    session
+        .post(
+            "/actions/recurring/pause",
+            &[
+                ("ids", "nightly"),
+                ("ids", "hourly"),
+                ("back", "/recurring"),
+            ],
+        )
+        .await;
+    assert!(
+        storage
+            .recurring("nightly")
+            .await
+            .expect("read")
+            .expect("exists")
+            .paused
+    );
+    assert!(
+        storage
+            .recurring("hourly")
+            .await
+            .expect("read")
+            .expect("exists")
+            .paused
+    );
+    session.get("/recurring").await.has("Paused");
+
+    session
+        .post(
+            "/actions/recurring/resume",
+            &[("ids", "hourly"), ("back", "/recurring")],
+        )
+        .await;
+    assert!(
+        !storage
+            .recurring("hourly")
+            .await
+            .expect("read")
+            .expect("exists")
+            .paused
+    );
+
+    session
+        .post(
+            "/actions/recurring/remove",
+            &[("ids", "hourly"), ("back", "/recurring")],
+        )
+        .await;
+    assert!(storage.recurring("hourly").await.expect("read").is_none());
+
+    let reply = session
+        .post(
+            "/actions/recurring/remove",
+            &[("ids", "missing"), ("back", "/recurring")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    let flash = reply
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("jobs_dashboard_flash="))
+        .expect("flash");
+    assert!(
+        flash.starts_with("jobs_dashboard_flash=remove.0.1;"),
+        "{flash}"
+    );
+}
+
+// ---- security ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn only_loopback_peers_by_default() {
+    let storage = MemoryStorage::new();
+    let remote = app_for(Dashboard::new(storage.clone()), REMOTE);
+    for path in [
+        "/",
+        "/jobs/failed",
+        "/stats.json",
+        "/assets/dashboard.js",
+        "/nope",
+    ] {
+        let reply = get(&remote, path).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(reply.body.contains("only requests from this machine"));
+    }
+    let reply = post_form(&remote, "/actions/jobs/delete", None, &[("ids", "1")]).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    // No ConnectInfo at all (served without `into_make_service_with_connect_info`): refused.
+    let unknown = Dashboard::new(storage.clone()).router();
+    assert_eq!(get(&unknown, "/").await.status, StatusCode::FORBIDDEN);
+
+    // IPv6 and IPv4-mapped loopback are local.
+    for peer in ["[::1]:5000", "[::ffff:127.0.0.1]:5000", "127.1.2.3:5000"] {
+        let app = app_for(Dashboard::new(storage.clone()), peer);
+        assert_eq!(get(&app, "/").await.status, StatusCode::OK, "{peer}");
+    }
+    // A private-range peer is not local either.
+    let lan = app_for(Dashboard::new(storage.clone()), "192.168.1.20:5000");
+    assert_eq!(get(&lan, "/").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn custom_authorization_sync_and_async() {
+    let storage = MemoryStorage::new();
+    let token_auth = |request: &AuthRequest| match request
+        .headers()
+        .get("x-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("admin") => Access::Allow,
+        Some("viewer") => Access::ReadOnly,
+        Some(_) => Access::Forbidden,
+        None => Access::Challenge("Basic realm=\"jobs\"".into()),
+    };
+    let app = app_for(
+        Dashboard::new(storage.clone()).authorization(token_auth),
+        REMOTE,
+    );
+    let with = |token: &str| {
+        Request::get("/")
+            .header("x-token", token)
+            .body(Body::empty())
+            .expect("request")
+    };
+    assert_eq!(send(&app, with("admin")).await.status, StatusCode::OK);
+    let viewer = send(&app, with("viewer")).await;
+    assert_eq!(viewer.status, StatusCode::OK);
+    assert!(viewer.body.contains("read-only"));
+    assert_eq!(send(&app, with("nope")).await.status, StatusCode::FORBIDDEN);
+    let anonymous = get(&app, "/").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        anonymous.headers[header::WWW_AUTHENTICATE],
+        "Basic realm=\"jobs\""
+    );
+    // A read-only viewer cannot post, even with a valid token.
+    let id = enqueue(&storage, "x", "default", "{}").await;
+    let viewer_page = send(
+        &app,
+        Request::get("/jobs/enqueued/default")
+            .header("x-token", "viewer")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert!(!viewer_page.body.contains("name=\"csrf\""));
+    assert!(!viewer_page.body.contains(">Delete<"));
+    let post = Request::post("/actions/jobs/delete")
+        .header("x-token", "viewer")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("ids={id}")))
+        .expect("request");
+    assert_eq!(send(&app, post).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&storage, id).await, JobState::Enqueued);
+
+    // Booleans, and async closures.
+    let app = app_for(
+        Dashboard::new(storage.clone()).authorization(|_: &AuthRequest| true),
+        REMOTE,
+    );
+    assert_eq!(get(&app, "/").await.status, StatusCode::OK);
+    let app = app_for(
+        Dashboard::new(storage.clone()).authorization(AsyncAuth(
+            |request: AuthRequest| async move {
+                tokio::task::yield_now().await;
+                if request.peer().is_some_and(|peer| peer.port() == 40000) {
+                    Access::Allow
+                } else {
+                    Access::Unauthenticated
+                }
+            },
+        )),
+        REMOTE,
+    );
+    assert_eq!(get(&app, "/").await.status, StatusCode::OK);
+    let app = app_for(
+        Dashboard::new(storage.clone()).authorization(AsyncAuth(|_: AuthRequest| async {
+            Access::Unauthenticated
+        })),
+        LOCAL,
+    );
+    let reply = get(&app, "/").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(!reply.headers.contains_key(header::WWW_AUTHENTICATE));
+}
+
+#[tokio::test]
+async fn read_only_mode_hides_buttons_and_refuses_posts() {
+    let storage = MemoryStorage::new();
+    let failed = failed_job(&storage, "f", "{}", error("E", "boom", None)).await;
+    storage
+        .upsert_recurring(recurring_job("nightly", "0 3 * * *"))
+        .await
+        .expect("recurring");
+    let app = app_for(Dashboard::new(storage.clone()).read_only(true), LOCAL);
+    for path in [
+        "/jobs/failed".to_owned(),
+        format!("/job/{failed}"),
+        "/recurring".to_owned(),
+    ] {
+        get(&app, &path)
+            .await
+            .assert_ok()
+            .has("read-only")
+            .lacks(">Requeue<")
+            .lacks(">Delete<")
+            .lacks(">Trigger now<")
+            .lacks("type=\"checkbox\"");
+    }
+    let reply = post_form(
+        &app,
+        "/actions/jobs/requeue",
+        None,
+        &[("ids", &failed.to_string())],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&storage, failed).await, JobState::Failed);
+    let reply = post_form(
+        &app,
+        "/actions/recurring/trigger",
+        None,
+        &[("ids", "nightly")],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn posts_need_a_csrf_token_bound_to_the_cookie() {
+    let storage = MemoryStorage::new();
+    let id = failed_job(&storage, "f", "{}", error("E", "boom", None)).await;
+    let app = app(&storage);
+    let session = Session::open(&app, "/jobs/failed").await;
+    let other = Session::open(&app, "/jobs/failed").await;
+    assert_ne!(session.cookie, other.cookie);
+    let ids = id.to_string();
+    let zeros = "0".repeat(64);
+    let cases: Vec<(&str, Option<&str>, Form<'_>)> = vec![
+        ("no token, no cookie", None, vec![("ids", &ids)]),
+        ("no token", Some(&session.cookie), vec![("ids", &ids)]),
+        (
+            "token without its cookie",
+            None,
+            vec![("ids", &ids), ("csrf", &session.token)],
+        ),
+        (
+            "wrong token",
+            Some(&session.cookie),
+            vec![("ids", &ids), ("csrf", &zeros)],
+        ),
+        (
+            "another session's token",
+            Some(&session.cookie),
+            vec![("ids", &ids), ("csrf", &other.token)],
+        ),
+        (
+            "garbage token",
+            Some(&session.cookie),
+            vec![("ids", &ids), ("csrf", "<x>")],
+        ),
+        (
+            "garbage cookie",
+            Some("jobs_dashboard_csrf=zz"),
+            vec![("ids", &ids), ("csrf", &session.token)],
+        ),
+    ];
+    for (case, cookie, fields) in cases {
+        let reply = post_form(&app, "/actions/jobs/requeue", cookie, &fields).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{case}");
+        assert_eq!(state_of(&storage, id).await, JobState::Failed, "{case}");
+    }
+    // The right pair works; the cookie is HttpOnly and SameSite=Strict.
+    let reply = session
+        .post(
+            "/actions/jobs/requeue",
+            &[("ids", &ids), ("back", "/jobs/failed")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(state_of(&storage, id).await, JobState::Enqueued);
+    let page = get(&app, "/").await;
+    let cookie = page
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("jobs_dashboard_csrf="))
+        .expect("cookie");
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/")
+    );
+    // A page requested with a valid cookie does not reissue it.
+    let again = session.get("/").await;
+    assert!(!again
+        .set_cookies()
+        .iter()
+        .any(|c| c.starts_with("jobs_dashboard_csrf=")));
+    // A fixed secret signs the same token for the same cookie across instances.
+    let secret = [7u8; 32];
+    let one = Dashboard::new(storage.clone()).csrf_secret(secret);
+    let two = Dashboard::new(storage.clone()).csrf_secret(secret);
+    let job_page = format!("/job/{id}");
+    let first = Session::open(&app_for(one, LOCAL), &job_page).await;
+    let page = get_with_cookie(&app_for(two, LOCAL), &job_page, &first.cookie).await;
+    assert_eq!(page.csrf_token(), first.token);
+}
+
+#[tokio::test]
+async fn actions_are_post_only_and_pages_get_only() {
+    let storage = MemoryStorage::new();
+    let app = app(&storage);
+    let reply = get(&app, "/actions/jobs/delete").await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    let reply = send(
+        &app,
+        Request::builder()
+            .method(Method::DELETE)
+            .uri("/jobs/failed")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let storage = MemoryStorage::new();
+    let app = app(&storage);
+    for path in ["/", "/stats.json", "/assets/dashboard.css", "/nope"] {
+        let reply = get(&app, path).await;
+        let csp = reply.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(reply.headers[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(reply.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(reply.headers.contains_key(header::CACHE_CONTROL));
+    }
+    // No inline script or style anywhere (the CSP would block them).
+    let page = get(&app, "/").await;
+    page.lacks("<script>")
+        .lacks("style=")
+        .lacks("http://")
+        .lacks("https://");
+}
+
+// ---- nesting -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn links_and_redirects_work_under_a_prefix() {
+    let storage = MemoryStorage::new();
+    let id = failed_job(&storage, "f", "{}", error("E", "boom", None)).await;
+    let app = Router::new()
+        .nest("/admin/jobs", Dashboard::new(storage.clone()).router())
+        .layer(MockConnectInfo(addr(LOCAL)));
+    let home = get(&app, "/admin/jobs").await;
+    home.assert_ok()
+        .has("href=\"/admin/jobs/assets/dashboard.css\"")
+        .has("href=\"/admin/jobs/jobs/failed\"")
+        .has("data-stats-url=\"/admin/jobs/stats.json\"")
+        .has("href=\"/admin/jobs\"");
+    let failed = get(&app, "/admin/jobs/jobs/failed").await;
+    failed
+        .assert_ok()
+        .has(&format!("href=\"/admin/jobs/job/{id}\""))
+        .has("formaction=\"/admin/jobs/actions/jobs/requeue\"");
+    get(&app, "/admin/jobs/assets/dashboard.js")
+        .await
+        .assert_ok();
+    let session = Session::open(&app, "/admin/jobs/jobs/failed").await;
+    let page = get(&app, "/admin/jobs/jobs/failed").await;
+    assert!(page
+        .set_cookies()
+        .iter()
+        .any(|c| c.contains("Path=/admin/jobs;")));
+    let reply = session
+        .post(
+            "/admin/jobs/actions/jobs/requeue",
+            &[("ids", &id.to_string()), ("back", "/jobs/failed")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert_eq!(reply.location(), "/admin/jobs/jobs/failed");
+    assert_eq!(state_of(&storage, id).await, JobState::Enqueued);
+    // Back to the overview.
+    let reply = session
+        .post(
+            "/admin/jobs/actions/jobs/delete",
+            &[("ids", &id.to_string()), ("back", "/")],
+        )
+        .await;
+    assert_eq!(reply.location(), "/admin/jobs");
+
+    // nest_service works too, with or without the trailing slash.
+    let app = Router::new()
+        .nest_service("/ops", Dashboard::new(storage.clone()).router())
+        .layer(MockConnectInfo(addr(LOCAL)));
+    for path in ["/ops", "/ops/"] {
+        get(&app, path)
+            .await
+            .assert_ok()
+            .has("href=\"/ops/jobs/enqueued\"");
+    }
+}
+
+#[tokio::test]
+async fn times_follow_the_clients_clock() {
+    let start: DateTime<Utc> = "2024-05-01T12:00:00Z".parse().expect("time");
+    let clock = jobs::clock::ManualClock::new(start);
+    let storage = MemoryStorage::new();
+    let client = jobs::Client::new(storage.clone()).with_clock(clock.clone());
+    storage
+        .register_server(
+            &ServerInfo {
+                id: "s1".into(),
+                queues: vec!["default".into()],
+                workers: 2,
+                started_at: start,
+            },
+            start,
+        )
+        .await
+        .expect("register");
+    let app = app_for(Dashboard::from_client(client), LOCAL);
+    get(&app, "/servers")
+        .await
+        .lacks("possibly aborted")
+        .has("just now");
+    clock.advance(std::time::Duration::from_secs(120));
+    get(&app, "/servers")
+        .await
+        .has("possibly aborted")
+        .has("2 min ago");
+}
