@@ -2,7 +2,8 @@
 //! container, a job that honours its cancellation token, a job that fails twice then succeeds
 //! through retries, a minutely recurring job and the "Hello, " → "world!" continuation.
 //!
-//! Runs on the embedded MemoryStorage. Ctrl-C stops it gracefully.
+//! Runs on the embedded MemoryStorage and serves the dashboard on http://127.0.0.1:9400/
+//! (`DASHBOARD_ADDR` changes the address). Ctrl-C stops it gracefully.
 //!
 //! ```text
 //! cargo run -p examples --example quickstart
@@ -37,14 +38,22 @@ pub struct EmailService {
 impl EmailService {
     /// Sends an email (prints it).
     pub async fn send(&self, to: String, ctx: JobContext) -> anyhow::Result<()> {
-        println!("[job {}] EmailService ({}) sends a welcome mail to {to}", ctx.id(), self.sender);
+        println!(
+            "[job {}] EmailService ({}) sends a welcome mail to {to}",
+            ctx.id(),
+            self.sender
+        );
         Ok(())
     }
 }
 
 /// A long job that honours its cancellation token (fired on shutdown or delete).
 #[job]
-async fn long_running(steps: u32, token: CancellationToken, ctx: JobContext) -> anyhow::Result<u32> {
+async fn long_running(
+    steps: u32,
+    token: CancellationToken,
+    ctx: JobContext,
+) -> anyhow::Result<u32> {
     for step in 1..=steps {
         tokio::select! {
             () = token.cancelled() => {
@@ -63,17 +72,32 @@ async fn long_running(steps: u32, token: CancellationToken, ctx: JobContext) -> 
 #[job(retries = 3, retry_delays = [1])]
 async fn flaky_payment(order: u32, ctx: JobContext) -> anyhow::Result<String> {
     if ctx.attempt() < 3 {
-        println!("[job {}] payment for order {order}: attempt {} fails", ctx.id(), ctx.attempt());
-        return Err(anyhow!("payment gateway timed out (attempt {})", ctx.attempt()));
+        println!(
+            "[job {}] payment for order {order}: attempt {} fails",
+            ctx.id(),
+            ctx.attempt()
+        );
+        return Err(anyhow!(
+            "payment gateway timed out (attempt {})",
+            ctx.attempt()
+        ));
     }
-    println!("[job {}] payment for order {order}: attempt {} succeeds", ctx.id(), ctx.attempt());
+    println!(
+        "[job {}] payment for order {order}: attempt {} succeeds",
+        ctx.id(),
+        ctx.attempt()
+    );
     Ok(format!("receipt for order {order}"))
 }
 
 /// A recurring job: `RecurringJob.AddOrUpdate(() => ..., Cron.Minutely)`.
 #[job]
 async fn minutely_report(ctx: JobContext) {
-    println!("[job {}] minutely report (recurring, {})", ctx.id(), chrono_now());
+    println!(
+        "[job {}] minutely report (recurring, {})",
+        ctx.id(),
+        chrono_now()
+    );
 }
 
 /// First half of the continuation.
@@ -87,7 +111,11 @@ async fn hello(ctx: JobContext) -> anyhow::Result<String> {
 #[job]
 async fn world(ctx: JobContext) -> anyhow::Result<String> {
     let greeting: String = ctx.parent_result()?.unwrap_or_default();
-    println!("[job {}] world! (after job {:?}: {greeting:?})", ctx.id(), ctx.parent().map(|id| id.0));
+    println!(
+        "[job {}] world! (after job {:?}: {greeting:?})",
+        ctx.id(),
+        ctx.parent().map(|id| id.0)
+    );
     Ok(format!("{greeting}world!"))
 }
 
@@ -111,7 +139,9 @@ async fn main() -> anyhow::Result<()> {
     println!("storage: embedded MemoryStorage (jobs are lost when the process exits)");
     let client = Client::new(storage.clone());
 
-    let services = Services::new().with(Arc::new(EmailService { sender: "noreply@example.com".into() }));
+    let services = Services::new().with(Arc::new(EmailService {
+        sender: "noreply@example.com".into(),
+    }));
     let server = Server::builder(storage)
         .queues(["default"])
         .workers(10)
@@ -124,25 +154,67 @@ async fn main() -> anyhow::Result<()> {
 
     let mut watched: Vec<(JobId, &str)> = vec![
         (HelloWorld::new().enqueue(&client).await?, "fire-and-forget"),
-        (Delayed::new("delayed job, 5 s after start".into()).schedule(&client, Duration::from_secs(5)).await?, "delayed"),
-        (EmailServiceSend::new("ada@example.com".into()).enqueue(&client).await?, "instance job"),
-        (LongRunning::new(1000).enqueue(&client).await?, "cancellable"),
+        (
+            Delayed::new("delayed job, 5 s after start".into())
+                .schedule(&client, Duration::from_secs(5))
+                .await?,
+            "delayed",
+        ),
+        (
+            EmailServiceSend::new("ada@example.com".into())
+                .enqueue(&client)
+                .await?,
+            "instance job",
+        ),
+        (
+            LongRunning::new(1000).enqueue(&client).await?,
+            "cancellable",
+        ),
         (FlakyPayment::new(42).enqueue(&client).await?, "retried"),
     ];
     let parent = Hello::new().enqueue(&client).await?;
     let child = World::new().continue_after(&client, parent).await?;
     watched.push((parent, "continuation parent"));
     watched.push((child, "continuation"));
-    client.add_or_update_recurring("minutely-report", Cron::minutely(), MinutelyReport::new()).await?;
-    watched.push((client.trigger_recurring("minutely-report").await?, "recurring (triggered now)"));
+    client
+        .add_or_update_recurring("minutely-report", Cron::minutely(), MinutelyReport::new())
+        .await?;
+    watched.push((
+        client.trigger_recurring("minutely-report").await?,
+        "recurring (triggered now)",
+    ));
 
+    let stop_dashboard = CancellationToken::new();
+    let dashboard = tokio::spawn(serve_dashboard(client.clone(), stop_dashboard.clone()));
     let watcher = tokio::spawn(watch(client.clone(), watched));
     tokio::signal::ctrl_c().await?;
     println!("Ctrl-C: shutting down gracefully");
     server.shutdown().await?;
+    stop_dashboard.cancel();
+    let _ = dashboard.await;
     watcher.abort();
     println!("stopped");
     Ok(())
+}
+
+/// Serves the dashboard until `stop` fires; a busy port is reported, not fatal.
+async fn serve_dashboard(client: Client, stop: CancellationToken) {
+    let addr = std::env::var("DASHBOARD_ADDR").unwrap_or_else(|_| "127.0.0.1:9400".to_owned());
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            println!("dashboard: cannot listen on {addr} ({error}); set DASHBOARD_ADDR to another address");
+            return;
+        }
+    };
+    println!("dashboard: http://{addr}/");
+    let dashboard = jobs::dashboard::Dashboard::from_client(client).title("jobs quickstart");
+    if let Err(error) = dashboard
+        .serve_listener(listener, async move { stop.cancelled().await })
+        .await
+    {
+        println!("dashboard stopped: {error}");
+    }
 }
 
 /// Prints each job's state whenever it changes, with its id; and each recurring firing.
@@ -164,8 +236,16 @@ async fn watch(client: Client, jobs: Vec<(JobId, &'static str)>) {
         for (id, kind) in &jobs {
             if let Ok(record) = client.job(*id).await {
                 if seen.insert(*id, record.state) != Some(record.state) {
-                    let reason = record.history.last().and_then(|e| e.reason.clone()).map(|r| format!(" ({r})")).unwrap_or_default();
-                    println!("  job {id} [{kind}] {}: {}{reason}", record.name, record.state);
+                    let reason = record
+                        .history
+                        .last()
+                        .and_then(|e| e.reason.clone())
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default();
+                    println!(
+                        "  job {id} [{kind}] {}: {}{reason}",
+                        record.name, record.state
+                    );
                 }
             }
         }

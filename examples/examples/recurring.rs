@@ -18,7 +18,10 @@ async fn nightly_report(recipients: Vec<String>, ctx: JobContext) {
 /// Cleans temporary files.
 #[job]
 async fn clean_temp_files(older_than_hours: u32, ctx: JobContext) {
-    println!("[job {}] removing temp files older than {older_than_hours} h", ctx.id());
+    println!(
+        "[job {}] removing temp files older than {older_than_hours} h",
+        ctx.id()
+    );
 }
 
 #[tokio::main]
@@ -28,19 +31,34 @@ async fn main() -> anyhow::Result<()> {
 
     // Helpers, a 5-field expression, a 6-field one with seconds, an IANA time zone.
     client
-        .add_or_update_recurring("nightly-report", Cron::daily_at(2, 30)?, NightlyReport::new(vec!["ops@example.com".into()]))
+        .add_or_update_recurring(
+            "nightly-report",
+            Cron::daily_at(2, 30)?,
+            NightlyReport::new(vec!["ops@example.com".into()]),
+        )
         .await?;
     client
         .add_or_update_recurring_with(
             "clean-temp",
             "*/15 * * * *",
             CleanTempFiles::new(24),
-            RecurringOptions::new().time_zone("Europe/Paris").skip_if_running(),
+            RecurringOptions::new()
+                .time_zone("Europe/Paris")
+                .skip_if_running(),
         )
         .await?;
-    client.add_or_update_recurring("every-ten-seconds", "*/10 * * * * *", CleanTempFiles::new(1)).await?;
+    client
+        .add_or_update_recurring(
+            "every-ten-seconds",
+            "*/10 * * * * *",
+            CleanTempFiles::new(1),
+        )
+        .await?;
     // A broken expression is an error here, not at 3 a.m.
-    let error = client.add_or_update_recurring("broken", "61 * * * *", CleanTempFiles::new(1)).await.unwrap_err();
+    let error = client
+        .add_or_update_recurring("broken", "61 * * * *", CleanTempFiles::new(1))
+        .await
+        .unwrap_err();
     println!("refused: {error}");
 
     for job in client.recurring_jobs().await? {
@@ -65,13 +83,19 @@ async fn main() -> anyhow::Result<()> {
         let job = client.recurring_job("every-ten-seconds").await?;
         if let Some(id) = job.last_job_id.filter(|id| !fired.contains(id)) {
             fired.push(id);
-            println!("every-ten-seconds fired job {id} at {:?}", job.last_run.map(|t| t.to_rfc3339()));
+            println!(
+                "every-ten-seconds fired job {id} at {:?}",
+                job.last_run.map(|t| t.to_rfc3339())
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     client.resume_recurring("clean-temp").await?;
     client.remove_recurring("every-ten-seconds").await?;
-    println!("{} recurring jobs left", client.recurring_jobs().await?.len());
+    println!(
+        "{} recurring jobs left",
+        client.recurring_jobs().await?.len()
+    );
     server.shutdown().await?;
     Ok(())
 }

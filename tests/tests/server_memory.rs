@@ -753,10 +753,20 @@ async fn finished_jobs_expire_after_the_retention_and_failed_ones_stay() {
     clock.advance(Duration::from_secs(3601));
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while client.job(succeeded).await.is_ok() {
-        assert!(tokio::time::Instant::now() < deadline, "the succeeded job was never pruned");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the succeeded job was never pruned"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(matches!(client.job(succeeded).await, Err(jobs::Error::JobNotFound(_))));
-    assert_eq!(client.job(failed).await.unwrap().state, JobState::Failed, "failed jobs are kept");
+    assert!(matches!(
+        client.job(succeeded).await,
+        Err(jobs::Error::JobNotFound(_))
+    ));
+    assert_eq!(
+        client.job(failed).await.unwrap().state,
+        JobState::Failed,
+        "failed jobs are kept"
+    );
     server.shutdown().await.unwrap();
 }
