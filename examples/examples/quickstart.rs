@@ -2,7 +2,9 @@
 //! container, a job that honours its cancellation token, a job that fails twice then succeeds
 //! through retries, a minutely recurring job and the "Hello, " → "world!" continuation.
 //!
-//! Runs on the embedded MemoryStorage and serves the dashboard on http://127.0.0.1:9400/
+//! Runs on the embedded MemoryStorage, or on PostgreSQL when `DATABASE_URL` is set
+//! (`postgres://postgres@127.0.0.1:5432/postgres`: the tables are created in the schema `jobs`),
+//! and serves the dashboard on http://127.0.0.1:9400/
 //! (`DASHBOARD_ADDR` changes the address). Ctrl-C stops it gracefully.
 //!
 //! ```text
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use jobs::prelude::*;
+use jobs::Storage;
 
 /// Fire-and-forget: `BackgroundJob.Enqueue(() => Console.WriteLine("Hello, world!"))`.
 #[job]
@@ -135,14 +138,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
 
-    let storage = MemoryStorage::new();
-    println!("storage: embedded MemoryStorage (jobs are lost when the process exits)");
-    let client = Client::new(storage.clone());
+    let storage = open_storage().await?;
+    let client = Client::from_arc(storage.clone());
 
     let services = Services::new().with(Arc::new(EmailService {
         sender: "noreply@example.com".into(),
     }));
-    let server = Server::builder(storage)
+    let server = Server::builder_from_arc(storage)
         .queues(["default"])
         .workers(10)
         .container(services)
@@ -195,6 +197,26 @@ async fn main() -> anyhow::Result<()> {
     watcher.abort();
     println!("stopped");
     Ok(())
+}
+
+/// PostgreSQL when `DATABASE_URL` is set (migrated on start), else the embedded MemoryStorage.
+async fn open_storage() -> anyhow::Result<Arc<dyn Storage>> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let storage = jobs_postgres::PostgresStorage::connect(&url).await?;
+            let applied = storage.migrate().await?;
+            println!(
+                "storage: PostgreSQL, schema `{}` ({} migrations applied now)",
+                storage.schema(),
+                applied.len()
+            );
+            Ok(Arc::new(storage))
+        }
+        Err(_) => {
+            println!("storage: embedded MemoryStorage (jobs are lost when the process exits; set DATABASE_URL for PostgreSQL)");
+            Ok(Arc::new(MemoryStorage::new()))
+        }
+    }
 }
 
 /// Serves the dashboard until `stop` fires; a busy port is reported, not fatal.

@@ -11,7 +11,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, S
 use jobs::storage::{
     Completion, FetchRequest, FetchedJob, Granularity, InitialState, JobPage, JobQuery, NewJob,
     Outcome, PruneRequest, RecurringClaim, RecurringJob, ServerInfo, ServerRecord, StatPoint,
-    StateCounts, StateData, Storage,
+    StateCounts, StateData, Storage, CONTINUATION_NOT_MET,
 };
 use jobs::{Error, Job, JobId, JobRecord, JobState, Result};
 use tokio::sync::Notify;
@@ -25,10 +25,6 @@ use crate::notify;
 use crate::options::PostgresOptions;
 use crate::row;
 use crate::sql::{ListFilters, Sql};
-
-/// The reason prefix of a continuation deleted because its parent's outcome did not match
-/// (`jobs::storage`'s `CONTINUATION_NOT_MET`, which a requeued parent looks for to re-arm).
-pub(crate) const CONTINUATION_NOT_MET: &str = "continuation condition not met";
 
 /// A [`Storage`] in PostgreSQL: jobs survive restarts and are shared by every process that
 /// connects to the same schema.

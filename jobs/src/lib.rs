@@ -49,6 +49,7 @@
 //! | feature | default | what |
 //! | --- | --- | --- |
 //! | `macros` | yes | the `#[job]` attribute |
+//! | `dashboard` | no | `jobs::dashboard`: the web dashboard, an axum router |
 //! | `test-util` | no | [`testing`]: the storage conformance suite and wait helpers |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

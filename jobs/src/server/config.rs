@@ -175,6 +175,14 @@ impl ServerBuilder {
         self
     }
 
+    /// How long the elected maintenance leader keeps its leadership without renewing it (it
+    /// renews every maintenance round). When it dies, another server takes over after this.
+    /// Default 15 s.
+    pub fn leader_ttl(mut self, ttl: Duration) -> Self {
+        self.config.leader_ttl = ttl;
+        self
+    }
+
     /// How long cancelled jobs may take to return on shutdown before they are abandoned
     /// (their leases lapse and another server runs them). Default 15 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -235,6 +243,12 @@ impl ServerBuilder {
                     "{name} must be greater than zero"
                 )));
             }
+        }
+        if config.leader_ttl <= config.maintenance_interval {
+            return Err(Error::InvalidConfig(format!(
+                "leader_ttl ({:?}) must be longer than maintenance_interval ({:?})",
+                config.leader_ttl, config.maintenance_interval
+            )));
         }
         if config.heartbeat_interval >= config.lease {
             return Err(Error::InvalidConfig(format!(

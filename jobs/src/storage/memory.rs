@@ -13,9 +13,6 @@ use super::Storage;
 use crate::error::{Error, Result};
 use crate::job::{JobId, JobState};
 
-/// Reason recorded on a continuation deleted because its parent's outcome did not match.
-pub(crate) const CONTINUATION_NOT_MET: &str = "continuation condition not met";
-
 /// An in-process storage: fast, shared by clones, gone when the process ends.
 ///
 /// It implements the whole [`Storage`] contract (leases, retention, recurring claims,
@@ -447,12 +444,7 @@ fn matches_query(record: &JobRecord, query: &JobQuery) -> bool {
             .is_none_or(|queue| record.queue == queue)
         && contains(&record.name, &query.name_contains)
         && contains(&record.args, &query.args_contains)
-        && (!query.retries_only || is_retry(record))
-}
-
-/// A Scheduled job whose last entry is a retry.
-pub(crate) fn is_retry(record: &JobRecord) -> bool {
-    record.state == JobState::Scheduled && record.retry_count > 0
+        && (!query.retries_only || record.is_retry())
 }
 
 fn with_last_state(state: &State, mut job: RecurringJob) -> RecurringJob {
@@ -862,7 +854,7 @@ impl Storage for MemoryStorage {
         let mut counts = StateCounts::default();
         for job in state.jobs.values() {
             *counts.by_state.entry(job.record.state).or_default() += 1;
-            if is_retry(&job.record) {
+            if job.record.is_retry() {
                 counts.retries += 1;
             }
         }
@@ -896,6 +888,12 @@ impl Storage for MemoryStorage {
                 .take(limit)
                 .map(|record| JobRecord {
                     history: Vec::new(),
+                    children: record
+                        .children
+                        .iter()
+                        .copied()
+                        .filter(|child| state.jobs.contains_key(child))
+                        .collect(),
                     ..record.clone()
                 })
                 .collect(),

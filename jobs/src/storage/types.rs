@@ -81,6 +81,10 @@ pub enum ContinueOn {
     Failed,
 }
 
+/// The start of the reason recorded on a continuation deleted because its parent's outcome did
+/// not match its [`ContinueOn`]. A requeued parent re-arms the children deleted with it.
+pub const CONTINUATION_NOT_MET: &str = "continuation condition not met";
+
 /// What a child does when its parent reaches `parent_state`: `Some(true)` run, `Some(false)`
 /// delete, `None` keep waiting. One place for the table on [`ContinueOn`].
 pub fn continuation_decision(on: ContinueOn, parent_state: JobState) -> Option<bool> {
@@ -273,6 +277,13 @@ pub struct JobRecord {
     pub error: Option<JobError>,
     /// Every state it went through, oldest first.
     pub history: Vec<HistoryEntry>,
+}
+
+impl JobRecord {
+    /// A Scheduled job waiting for a retry (it failed before): the dashboard's Retries page.
+    pub fn is_retry(&self) -> bool {
+        self.state == JobState::Scheduled && self.retry_count > 0
+    }
 }
 
 /// What [`Storage::prune`](super::Storage::prune) removes.
