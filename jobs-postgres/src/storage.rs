@@ -248,6 +248,20 @@ impl PostgresStorage {
         &self.inner.channel
     }
 
+    /// The SQL of `enqueue`, `fetch`, `complete` and the continuation release, as this storage
+    /// runs them. For the benchmark's `ceiling` scenario, which drives the same statements
+    /// without the library; not API.
+    #[doc(hidden)]
+    pub fn __statements(&self) -> [(&'static str, &str); 4] {
+        let sql = &self.inner.sql;
+        [
+            ("enqueue", sql.enqueue.as_str()),
+            ("fetch", sql.fetch.as_str()),
+            ("complete", sql.complete.as_str()),
+            ("release", sql.release.as_str()),
+        ]
+    }
+
     /// Creates the schema if needed and applies every migration not applied yet, in one
     /// transaction under an advisory lock: safe to call from many processes at once, and a
     /// no-op when the schema is up to date. Returns the versions it applied.

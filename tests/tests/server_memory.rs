@@ -770,3 +770,61 @@ async fn finished_jobs_expire_after_the_retention_and_failed_ones_stay() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn buffered_jobs_go_back_unstarted_on_shutdown() {
+    let storage = MemoryStorage::new();
+    let client = Client::new(storage.clone());
+    let blocker = WaitsForCancel::new("buffer-e2e".into())
+        .enqueue(&client)
+        .await
+        .unwrap();
+    let mut buffered = Vec::new();
+    for n in 0..3 {
+        buffered.push(Double::new(n).enqueue(&client).await.unwrap());
+    }
+    let server = fast(storage)
+        .workers(1)
+        .fetch_buffer(3)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    eventually("the blocking job to start", || marked("buffer-e2e:started")).await;
+    // The one worker is busy: the three others are claimed into the buffer, waiting.
+    for id in &buffered {
+        wait_state(&client, *id, JobState::Processing).await;
+    }
+    server.shutdown().await.unwrap();
+    for id in &buffered {
+        let record = client.job(*id).await.unwrap();
+        assert_eq!(record.state, JobState::Enqueued);
+        assert!(
+            last_reason(&record).ends_with("shut down before the job started"),
+            "{}",
+            last_reason(&record)
+        );
+        assert_eq!(
+            states(&record),
+            vec![JobState::Enqueued, JobState::Processing, JobState::Enqueued]
+        );
+    }
+    assert_eq!(client.job(blocker).await.unwrap().state, JobState::Enqueued);
+    // They kept their places: the blocker first, then the buffered jobs in order.
+    let queues = vec!["default".to_owned()];
+    let now = client.now();
+    let next = client
+        .storage()
+        .fetch(FetchRequest {
+            server_id: "check",
+            queues: &queues,
+            limit: 10,
+            now,
+            lease_until: now,
+        })
+        .await
+        .unwrap();
+    let order: Vec<JobId> = next.iter().map(|job| job.id).collect();
+    assert_eq!(order, [vec![blocker], buffered].concat());
+}

@@ -18,6 +18,8 @@ use super::Server;
 pub(crate) struct ServerConfig {
     pub(crate) queues: Vec<String>,
     pub(crate) workers: usize,
+    /// `usize::MAX` until set: then half the workers.
+    pub(crate) fetch_buffer: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) lease: Duration,
     pub(crate) heartbeat_interval: Duration,
@@ -37,6 +39,7 @@ impl Default for ServerConfig {
         ServerConfig {
             queues: vec!["default".to_owned()],
             workers: (5 * cores).min(20),
+            fetch_buffer: usize::MAX,
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(5 * 60),
             heartbeat_interval: Duration::from_secs(2),
@@ -114,6 +117,15 @@ impl ServerBuilder {
     /// Jobs run at once. Default `min(5 × cores, 20)`.
     pub fn workers(mut self, workers: usize) -> Self {
         self.config.workers = workers;
+        self
+    }
+
+    /// Jobs claimed ahead of free workers, so a fetch round trip brings work for the workers
+    /// that free up meanwhile. Buffered jobs are leased to this server; on shutdown they go
+    /// back to their place in the queue unstarted. A job of a higher-priority queue enqueued
+    /// meanwhile waits behind at most this many. Default: half the workers.
+    pub fn fetch_buffer(mut self, jobs: usize) -> Self {
+        self.config.fetch_buffer = jobs;
         self
     }
 
@@ -217,7 +229,10 @@ impl ServerBuilder {
     /// Validates the settings, collects the registry (duplicate names are an error naming both
     /// source locations) and checks that the container resolves every service that jobs of the
     /// served queues need.
-    pub fn build(self) -> Result<Server> {
+    pub fn build(mut self) -> Result<Server> {
+        if self.config.fetch_buffer == usize::MAX {
+            self.config.fetch_buffer = self.config.workers / 2;
+        }
         let config = &self.config;
         if config.queues.is_empty() {
             return Err(Error::InvalidConfig(

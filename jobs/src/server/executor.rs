@@ -73,6 +73,22 @@ pub(crate) async fn execute(
     .await
 }
 
+/// A buffered job the server stopped before it started: back to its place at the head of its
+/// queue, untouched.
+pub(crate) fn unstarted(shared: &Shared, job: &FetchedJob) -> Completion {
+    Completion {
+        id: job.id,
+        server_id: shared.server_id.clone(),
+        at: shared.clock.now(),
+        outcome: Outcome::Requeued {
+            reason: format!(
+                "server {} shut down before the job started",
+                shared.server_id
+            ),
+        },
+    }
+}
+
 /// Runs the job's function with its timeout, catching panics.
 async fn run(
     shared: &Arc<Shared>,

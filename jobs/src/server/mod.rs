@@ -178,7 +178,12 @@ impl Server {
             "server started"
         );
         let tracker = TaskTracker::new();
-        let slots = Arc::new(Semaphore::new(shared.config.workers));
+        let slots = producer::Slots {
+            claims: Arc::new(Semaphore::new(
+                shared.config.workers + shared.config.fetch_buffer,
+            )),
+            workers: Arc::new(Semaphore::new(shared.config.workers)),
+        };
         let (completions, receiver) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::run(shared.clone(), receiver));
         let producer = tokio::spawn(producer::run(

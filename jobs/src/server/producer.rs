@@ -1,4 +1,6 @@
-//! The producer: fetches as many jobs as there are free worker slots and starts them.
+//! The producer: claims as many jobs as there are free slots (free workers plus a small local
+//! buffer, so a fetch round trip is not paid per finished job) and starts a task for each; a
+//! task waits for a free worker, or, if the server stops first, puts its job back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,24 +16,32 @@ use crate::storage::{Completion, FetchRequest};
 /// Longest wait between fetch attempts after storage errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The producer's limits: `claims` bounds the jobs fetched and not finished (workers plus
+/// buffer), `workers` the jobs running.
+pub(crate) struct Slots {
+    pub(crate) claims: Arc<Semaphore>,
+    pub(crate) workers: Arc<Semaphore>,
+}
+
 pub(crate) async fn run(
     shared: Arc<Shared>,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     tracker: TaskTracker,
     completions: mpsc::UnboundedSender<Completion>,
 ) {
+    let Slots { claims, workers } = slots;
     let mut backoff = Duration::from_millis(100);
     loop {
         let first = tokio::select! {
             biased;
             () = shared.stop_fetching.cancelled() => return,
-            permit = slots.clone().acquire_owned() => match permit {
+            permit = claims.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return,
             },
         };
         let mut permits: Vec<OwnedSemaphorePermit> = vec![first];
-        while let Ok(permit) = slots.clone().try_acquire_owned() {
+        while let Ok(permit) = claims.clone().try_acquire_owned() {
             permits.push(permit);
         }
         let now = shared.clock.now();
@@ -64,10 +74,10 @@ pub(crate) async fn run(
             let Some(permit) = permits.pop() else {
                 // The storage returned more than asked; run them anyway.
                 tracing::warn!(id = %job.id, "storage returned more jobs than requested");
-                spawn(&shared, &tracker, &completions, job, None);
+                spawn(&shared, &tracker, &completions, &workers, job, None);
                 continue;
             };
-            spawn(&shared, &tracker, &completions, job, Some(permit));
+            spawn(&shared, &tracker, &completions, &workers, job, Some(permit));
         }
         drop(permits);
         if idle {
@@ -83,8 +93,9 @@ fn spawn(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
     completions: &mpsc::UnboundedSender<Completion>,
+    workers: &Arc<Semaphore>,
     job: crate::storage::FetchedJob,
-    permit: Option<OwnedSemaphorePermit>,
+    claim: Option<OwnedSemaphorePermit>,
 ) {
     // Not a child of `cancel_jobs`: a child token locks its parent when made and dropped.
     // Shutdown cancels the running jobs' tokens one by one instead.
@@ -92,13 +103,26 @@ fn spawn(
     shared.running().insert(job.id, token.clone());
     let shared = shared.clone();
     let completions = completions.clone();
+    let workers = workers.clone();
     tracker.spawn(async move {
         let id = job.id;
-        let completion = executor::execute(&shared, job, token).await;
+        let worker = tokio::select! {
+            biased;
+            () = shared.stop_fetching.cancelled() => None,
+            permit = workers.acquire_owned() => permit.ok(),
+        };
+        let completion = match worker {
+            Some(worker) => {
+                let completion = executor::execute(&shared, job, token).await;
+                drop(worker);
+                completion
+            }
+            None => executor::unstarted(&shared, &job),
+        };
         shared.running().remove(&id);
         // The completer outlives every job task, so the send only fails after an abandoned
         // shutdown; the job's lease then lapses and another server runs it.
         let _ = completions.send(completion);
-        drop(permit);
+        drop(claim);
     });
 }

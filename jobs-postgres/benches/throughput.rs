@@ -1,0 +1,820 @@
+//! The throughput benchmark (a binary, not a test).
+//!
+//! ```text
+//! cargo bench -p jobs-postgres --bench throughput -- [SCENARIO ...] [--storage postgres|memory]
+//!     [--jobs N] [--workers N] [--soak-seconds N]
+//! ```
+//!
+//! Scenarios: `enqueue-single`, `enqueue-batch`, `process`, `steady`, `latency`, `ceiling`,
+//! `soak` (10 minutes; only when named), `all` (the default: everything but `soak`).
+//! PostgreSQL is `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`); every
+//! scenario runs in a fresh schema, dropped after. Each metric is printed as one line
+//! `scenario=… storage=… metric=… value=… unit=…`, and a summary table ends the run, with each
+//! library figure's ratio to the `ceiling` (the same SQL statements driven directly with
+//! tokio-postgres, no library code) when both ran.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use jobs::prelude::*;
+use jobs::storage::Storage;
+use jobs_postgres::tokio_postgres::{self, NoTls};
+use jobs_postgres::{PostgresOptions, PostgresStorage};
+
+/// Jobs the `process` scenario counts.
+static PROCESSED: AtomicU64 = AtomicU64::new(0);
+/// Enqueue-to-start latencies of probe jobs, in microseconds.
+static LATENCIES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn micros_since_epoch() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// A no-op job.
+#[job(queue = "bench")]
+async fn noop(n: u64) {
+    let _ = n;
+    PROCESSED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Records how long after its enqueue it started.
+#[job(queue = "bench")]
+async fn probe(sent_micros: u64) {
+    let latency = micros_since_epoch().saturating_sub(sent_micros);
+    LATENCIES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(latency);
+    PROCESSED.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    Memory,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres",
+            Kind::Memory => "memory",
+        }
+    }
+}
+
+struct Options {
+    scenarios: Vec<String>,
+    kind: Kind,
+    jobs: Option<u64>,
+    workers: usize,
+    soak_seconds: u64,
+    url: String,
+}
+
+const SCENARIOS: [&str; 7] = [
+    "enqueue-single",
+    "enqueue-batch",
+    "process",
+    "steady",
+    "latency",
+    "ceiling",
+    "soak",
+];
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        scenarios: Vec::new(),
+        kind: Kind::Postgres,
+        jobs: None,
+        workers: 20,
+        soak_seconds: 600,
+        url: std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            // `cargo bench` passes --bench to harness = false targets.
+            "--bench" => {}
+            "--storage" => {
+                options.kind = match value("--storage")?.as_str() {
+                    "postgres" => Kind::Postgres,
+                    "memory" => Kind::Memory,
+                    other => bail!("unknown storage `{other}`: expected postgres or memory"),
+                }
+            }
+            "--jobs" => options.jobs = Some(value("--jobs")?.parse()?),
+            "--workers" => options.workers = value("--workers")?.parse()?,
+            "--soak-seconds" => options.soak_seconds = value("--soak-seconds")?.parse()?,
+            "all" => options.scenarios.extend(
+                SCENARIOS
+                    .iter()
+                    .filter(|s| **s != "soak")
+                    .map(|s| (*s).to_owned()),
+            ),
+            scenario if SCENARIOS.contains(&scenario) => options.scenarios.push(arg),
+            other => bail!(
+                "unknown argument `{other}`; scenarios: {}, all",
+                SCENARIOS.join(", ")
+            ),
+        }
+    }
+    if options.scenarios.is_empty() {
+        options.scenarios.extend(
+            SCENARIOS
+                .iter()
+                .filter(|s| **s != "soak")
+                .map(|s| (*s).to_owned()),
+        );
+    }
+    if options.kind == Kind::Memory {
+        options.scenarios.retain(|s| s != "ceiling");
+    }
+    Ok(options)
+}
+
+/// Metrics of the run, printed as they come and summarised at the end.
+#[derive(Default)]
+struct Report {
+    rows: Vec<(String, String, f64, String)>,
+}
+
+impl Report {
+    fn record(&mut self, kind: Kind, scenario: &str, metric: &str, value: f64, unit: &str) {
+        println!(
+            "scenario={scenario} storage={} metric={metric} value={} unit={unit}",
+            kind.name(),
+            format_value(value)
+        );
+        self.rows.push((
+            scenario.to_owned(),
+            metric.to_owned(),
+            value,
+            unit.to_owned(),
+        ));
+    }
+
+    fn get(&self, scenario: &str, metric: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|(s, m, _, _)| s == scenario && m == metric)
+            .map(|(_, _, v, _)| *v)
+    }
+
+    fn summary(&self, kind: Kind) {
+        let ceiling_of: BTreeMap<(&str, &str), (&str, &str)> = BTreeMap::from([
+            (
+                ("enqueue-single", "throughput"),
+                ("ceiling", "insert-single"),
+            ),
+            (("enqueue-batch", "throughput"), ("ceiling", "insert-batch")),
+            (("process", "throughput"), ("ceiling", "process")),
+            (("steady", "throughput"), ("ceiling", "process")),
+        ]);
+        println!();
+        println!("| scenario | metric | value | unit | ratio to ceiling |");
+        println!("| --- | --- | ---: | --- | ---: |");
+        for (scenario, metric, value, unit) in &self.rows {
+            let ratio = ceiling_of
+                .get(&(scenario.as_str(), metric.as_str()))
+                .and_then(|(s, m)| self.get(s, m))
+                .map(|ceiling| format!("{:.0} %", 100.0 * value / ceiling))
+                .unwrap_or_default();
+            let value = format_value(*value);
+            println!("| {scenario} | {metric} | {value} | {unit} | {ratio} |");
+        }
+        println!("(storage: {})", kind.name());
+    }
+}
+
+/// Two decimals, or four for small values (CPU seconds per 1k jobs).
+fn format_value(value: f64) -> String {
+    if value.abs() < 1.0 {
+        format!("{value:.4}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// A storage for one scenario: a fresh schema on PostgreSQL, a new MemoryStorage otherwise.
+struct Fixture {
+    storage: Arc<dyn Storage>,
+    postgres: Option<PostgresStorage>,
+    url: String,
+}
+
+static SCHEMA_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Fixture {
+    async fn new(options: &Options) -> anyhow::Result<Fixture> {
+        match options.kind {
+            Kind::Memory => Ok(Fixture {
+                storage: Arc::new(MemoryStorage::new()),
+                postgres: None,
+                url: options.url.clone(),
+            }),
+            Kind::Postgres => {
+                let schema = format!(
+                    "jobs_bench_{}_{}",
+                    std::process::id(),
+                    SCHEMA_SEQ.fetch_add(1, Ordering::Relaxed)
+                );
+                let storage = PostgresStorage::connect_with(
+                    &options.url,
+                    PostgresOptions::new().schema(schema).pool_size(16),
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot connect to {}: start PostgreSQL (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) or set DATABASE_URL",
+                        options.url
+                    )
+                })?;
+                storage.migrate().await?;
+                Ok(Fixture {
+                    storage: Arc::new(storage.clone()),
+                    postgres: Some(storage),
+                    url: options.url.clone(),
+                })
+            }
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::from_arc(self.storage.clone())
+    }
+
+    fn server(&self, workers: usize) -> jobs::ServerBuilder {
+        Server::builder_from_arc(self.storage.clone())
+            .queues(["bench"])
+            .workers(workers)
+    }
+
+    async fn dead_tuples(&self) -> anyhow::Result<Option<i64>> {
+        let Some(storage) = &self.postgres else {
+            return Ok(None);
+        };
+        let (db, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+        tokio::spawn(connection);
+        let row = db
+            .query_one(
+                "SELECT coalesce(sum(n_dead_tup), 0)::bigint FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'",
+                &[&storage.schema()],
+            )
+            .await?;
+        Ok(Some(row.get(0)))
+    }
+
+    async fn teardown(self) -> anyhow::Result<()> {
+        if let Some(storage) = self.postgres {
+            let (db, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+            tokio::spawn(connection);
+            db.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                storage.schema()
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// CPU seconds (user + system) of this process so far.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends at the last ')'): utime is the 12th, stime 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory of this process, in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn prefill(client: &Client, count: u64) -> anyhow::Result<()> {
+    let mut next = 0;
+    while next < count {
+        let end = (next + 1000).min(count);
+        let batch: Vec<Noop> = (next..end).map(Noop::new).collect();
+        client.enqueue_many(&batch).await?;
+        next = end;
+    }
+    Ok(())
+}
+
+async fn wait_processed(target: u64, deadline: Duration) -> anyhow::Result<()> {
+    let end = Instant::now() + deadline;
+    while PROCESSED.load(Ordering::Relaxed) < target {
+        if Instant::now() > end {
+            bail!(
+                "only {} of {target} jobs ran within {deadline:?}",
+                PROCESSED.load(Ordering::Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+async fn enqueue_single(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let fixture = Fixture::new(options).await?;
+    let total = options.jobs.unwrap_or(match options.kind {
+        Kind::Postgres => 20_000,
+        Kind::Memory => 400_000,
+    });
+    let producers = 8;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for producer in 0..producers {
+        let client = fixture.client();
+        tasks.push(tokio::spawn(async move {
+            let mut n = producer;
+            while n < total {
+                Noop::new(n).enqueue(&client).await?;
+                n += producers;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    report.record(
+        options.kind,
+        "enqueue-single",
+        "throughput",
+        total as f64 / elapsed,
+        "jobs/s",
+    );
+    fixture.teardown().await
+}
+
+async fn enqueue_batch(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let fixture = Fixture::new(options).await?;
+    let total = options.jobs.unwrap_or(match options.kind {
+        Kind::Postgres => 200_000,
+        Kind::Memory => 1_000_000,
+    });
+    let client = fixture.client();
+    let started = Instant::now();
+    prefill(&client, total).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    report.record(
+        options.kind,
+        "enqueue-batch",
+        "throughput",
+        total as f64 / elapsed,
+        "jobs/s",
+    );
+    fixture.teardown().await
+}
+
+async fn process(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let fixture = Fixture::new(options).await?;
+    let total = options.jobs.unwrap_or(match options.kind {
+        Kind::Postgres => 200_000,
+        Kind::Memory => 1_000_000,
+    });
+    let client = fixture.client();
+    prefill(&client, total).await?;
+    PROCESSED.store(0, Ordering::Relaxed);
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let server = fixture.server(options.workers).build()?.start().await?;
+    wait_processed(total, Duration::from_secs(1800)).await?;
+    // Shutdown flushes the completer: every outcome is committed when it returns.
+    server.shutdown().await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let succeeded = fixture.storage.counts().await?.get(JobState::Succeeded);
+    if succeeded != total {
+        bail!("{succeeded} of {total} jobs are Succeeded after the run");
+    }
+    report.record(
+        options.kind,
+        "process",
+        "throughput",
+        total as f64 / elapsed,
+        "jobs/s",
+    );
+    report.record(
+        options.kind,
+        "process",
+        "cpu-per-1k-jobs",
+        cpu * 1000.0 / total as f64,
+        "cpu-s",
+    );
+    fixture.teardown().await
+}
+
+/// Enqueues `rate` jobs/s in batches every 10 ms for `seconds`; returns (processed rate,
+/// backlog at the end).
+async fn run_at_rate(fixture: &Fixture, rate: u64, seconds: f64) -> anyhow::Result<(f64, u64)> {
+    let client = fixture.client();
+    let per_tick = (rate / 100).max(1);
+    let ticks = (seconds * 100.0) as u64;
+    let start_count = PROCESSED.load(Ordering::Relaxed);
+    let started = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(10));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    for _ in 0..ticks {
+        interval.tick().await;
+        let batch: Vec<Noop> = (sent..sent + per_tick).map(Noop::new).collect();
+        client.enqueue_many(&batch).await?;
+        sent += per_tick;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let processed = PROCESSED.load(Ordering::Relaxed) - start_count;
+    Ok((processed as f64 / elapsed, sent.saturating_sub(processed)))
+}
+
+async fn steady(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let fixture = Fixture::new(options).await?;
+    let server = fixture.server(options.workers).build()?.start().await?;
+    PROCESSED.store(0, Ordering::Relaxed);
+    let rates: &[u64] = match options.kind {
+        Kind::Postgres => &[
+            2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000,
+        ],
+        Kind::Memory => &[50_000, 100_000, 200_000, 300_000, 400_000, 500_000, 700_000],
+    };
+    let mut sustained = 0.0;
+    for &rate in rates {
+        // Drain what is left from the previous step before measuring.
+        let backlog_before = fixture.storage.counts().await?.get(JobState::Enqueued);
+        if backlog_before > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (processed_rate, backlog) = run_at_rate(&fixture, rate, 4.0).await?;
+        let kept_up = backlog <= rate / 2 && processed_rate >= rate as f64 * 0.9;
+        println!(
+            "# steady: offered {rate} jobs/s, processed {processed_rate:.0} jobs/s, backlog {backlog}: {}",
+            if kept_up { "kept up" } else { "fell behind" }
+        );
+        if !kept_up {
+            break;
+        }
+        sustained = processed_rate;
+    }
+    server.shutdown().await?;
+    report.record(options.kind, "steady", "throughput", sustained, "jobs/s");
+    fixture.teardown().await
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+async fn probe_latency(fixture: &Fixture, count: u64) -> anyhow::Result<(f64, f64)> {
+    let client = fixture.client();
+    LATENCIES.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    for _ in 0..count {
+        Probe::new(micros_since_epoch()).enqueue(&client).await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let end = Instant::now() + Duration::from_secs(60);
+    while (LATENCIES.lock().unwrap_or_else(|e| e.into_inner()).len() as u64) < count {
+        if Instant::now() > end {
+            bail!("probe jobs did not all run within a minute");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut latencies = LATENCIES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    latencies.sort_unstable();
+    Ok((percentile(&latencies, 0.50), percentile(&latencies, 0.99)))
+}
+
+async fn latency(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let fixture = Fixture::new(options).await?;
+    let server = fixture.server(options.workers).build()?.start().await?;
+    let (p50, p99) = probe_latency(&fixture, 1000).await?;
+    report.record(options.kind, "latency", "idle-p50", p50, "ms");
+    report.record(options.kind, "latency", "idle-p99", p99, "ms");
+    // The same probes under a background load of 5,000 jobs/s on the same queue.
+    let load_client = fixture.client();
+    let stop = CancellationToken::new();
+    let load_stop = stop.clone();
+    let load = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(10));
+        let mut n = 0u64;
+        while !load_stop.is_cancelled() {
+            interval.tick().await;
+            let batch: Vec<Noop> = (n..n + 50).map(Noop::new).collect();
+            load_client.enqueue_many(&batch).await?;
+            n += 50;
+        }
+        anyhow::Ok(())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let measured = probe_latency(&fixture, 1000).await;
+    stop.cancel();
+    load.await??;
+    let (p50, p99) = measured?;
+    report.record(options.kind, "latency", "loaded-5k-p50", p50, "ms");
+    report.record(options.kind, "latency", "loaded-5k-p99", p99, "ms");
+    server.shutdown().await?;
+    fixture.teardown().await
+}
+
+async fn soak(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let fixture = Fixture::new(options).await?;
+    let workers = options.workers;
+    let server = fixture
+        .server(workers)
+        .retention(Duration::from_secs(60))
+        .build()?
+        .start()
+        .await?;
+    PROCESSED.store(0, Ordering::Relaxed);
+    let rss_start = rss_mib();
+    let dead_start = fixture.dead_tuples().await?;
+    let minutes = (options.soak_seconds / 60).max(1);
+    let rate = match options.kind {
+        Kind::Postgres => 5_000,
+        Kind::Memory => 100_000,
+    };
+    let mut rates = Vec::new();
+    let mut max_dead = dead_start.unwrap_or(0);
+    for minute in 0..minutes {
+        let (processed, backlog) = run_at_rate(&fixture, rate, 60.0).await?;
+        let dead = fixture.dead_tuples().await?;
+        max_dead = max_dead.max(dead.unwrap_or(0));
+        println!(
+            "# soak minute {}: processed {processed:.0} jobs/s, backlog {backlog}, dead tuples {dead:?}, rss {:.1} MiB",
+            minute + 1,
+            rss_mib()
+        );
+        rates.push(processed);
+    }
+    server.shutdown().await?;
+    let first = rates.first().copied().unwrap_or(0.0);
+    let last = rates.last().copied().unwrap_or(0.0);
+    report.record(options.kind, "soak", "first-minute", first, "jobs/s");
+    report.record(options.kind, "soak", "last-minute", last, "jobs/s");
+    report.record(options.kind, "soak", "rss-start", rss_start, "MiB");
+    report.record(options.kind, "soak", "rss-end", rss_mib(), "MiB");
+    if let Some(dead) = dead_start {
+        report.record(
+            options.kind,
+            "soak",
+            "dead-tuples-start",
+            dead as f64,
+            "rows",
+        );
+        report.record(
+            options.kind,
+            "soak",
+            "dead-tuples-max",
+            max_dead as f64,
+            "rows",
+        );
+    }
+    fixture.teardown().await
+}
+
+/// The same enqueue, fetch and complete statements, driven with tokio-postgres alone.
+async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let fixture = Fixture::new(options).await?;
+    let Some(storage) = fixture.postgres.clone() else {
+        return fixture.teardown().await;
+    };
+    let statements: BTreeMap<&str, String> = storage
+        .__statements()
+        .into_iter()
+        .map(|(name, sql)| (name, sql.to_owned()))
+        .collect();
+    let statements = Arc::new(statements);
+    let channel = storage.channel().to_owned();
+    let connect = || async {
+        let (db, connection) = tokio_postgres::connect(&options.url, NoTls).await?;
+        tokio::spawn(connection);
+        anyhow::Ok(db)
+    };
+
+    // insert-single: 8 connections, one job per statement (autocommit).
+    let total = 20_000u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for producer in 0..8u64 {
+        let db = connect().await?;
+        let statements = statements.clone();
+        let channel = channel.clone();
+        tasks.push(tokio::spawn(async move {
+            let insert = db.prepare(&statements["enqueue"]).await?;
+            let mut n = producer;
+            while n < total {
+                enqueue_raw(&db, &insert, &channel, n, 1).await?;
+                n += 8;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    report.record(
+        options.kind,
+        "ceiling",
+        "insert-single",
+        total as f64 / started.elapsed().as_secs_f64(),
+        "jobs/s",
+    );
+
+    // insert-batch: batches of 1,000 on one connection.
+    let db = connect().await?;
+    let insert = db.prepare(&statements["enqueue"]).await?;
+    let total = 200_000u64;
+    let started = Instant::now();
+    let mut n = 0;
+    while n < total {
+        enqueue_raw(&db, &insert, &channel, n, 1000).await?;
+        n += 1000;
+    }
+    report.record(
+        options.kind,
+        "ceiling",
+        "insert-batch",
+        total as f64 / started.elapsed().as_secs_f64(),
+        "jobs/s",
+    );
+
+    // process: the 220,000 jobs just inserted, claimed and completed by 4 connections, each
+    // claiming 100 at a time and completing them in one BEGIN/complete/release/COMMIT round trip.
+    let remaining = Arc::new(AtomicU64::new(220_000));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let db = connect().await?;
+        let statements = statements.clone();
+        let channel = channel.clone();
+        let remaining = remaining.clone();
+        tasks.push(tokio::spawn(async move {
+            let fetch = db.prepare(&statements["fetch"]).await?;
+            let complete = db.prepare(&statements["complete"]).await?;
+            let release = db.prepare(&statements["release"]).await?;
+            let server = format!("ceiling-{worker}");
+            let queues = vec!["bench"];
+            loop {
+                let now = Utc::now();
+                let lease = now + chrono::TimeDelta::minutes(5);
+                let rows = db.query(&fetch, &[&queues, &100i64, &server, &now, &lease]).await?;
+                if rows.is_empty() {
+                    if remaining.load(Ordering::Relaxed) == 0 {
+                        return anyhow::Ok(());
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let ids: Vec<i64> = rows.iter().map(|row| row.get::<_, i64>("id")).collect();
+                let n = ids.len();
+                let at = Utc::now();
+                let servers = vec![server.as_str(); n];
+                let ats = vec![at; n];
+                let states = vec!["succeeded"; n];
+                let reasons: Vec<Option<&str>> = vec![None; n];
+                let data = vec![serde_json::json!({"server": server, "attempt": 1, "duration_ms": 0, "latency_ms": 0}); n];
+                let run_ats: Vec<Option<chrono::DateTime<Utc>>> = vec![None; n];
+                let failed = vec![false; n];
+                let complete_params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+                    &ids, &servers, &ats, &states, &reasons, &data, &run_ats, &failed, &channel,
+                ];
+                let not_met = jobs::storage::CONTINUATION_NOT_MET;
+                let release_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                    [&ids, &ats, &channel, &not_met];
+                let (begun, completed, released, committed) = tokio::join!(
+                    biased;
+                    db.batch_execute("BEGIN"),
+                    db.query(&complete, &complete_params),
+                    db.query(&release, &release_params),
+                    db.batch_execute("COMMIT"),
+                );
+                begun?;
+                completed?;
+                released?;
+                committed?;
+                remaining.fetch_sub(n as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    report.record(
+        options.kind,
+        "ceiling",
+        "process",
+        220_000.0 / started.elapsed().as_secs_f64(),
+        "jobs/s",
+    );
+    fixture.teardown().await
+}
+
+async fn enqueue_raw(
+    db: &tokio_postgres::Client,
+    insert: &tokio_postgres::Statement,
+    channel: &str,
+    first: u64,
+    count: u64,
+) -> anyhow::Result<()> {
+    let n = count as usize;
+    let names = vec!["noop"; n];
+    let queues = vec!["bench"; n];
+    let args: Vec<String> = (first..first + count)
+        .map(|i| format!("{{\"n\":{i}}}"))
+        .collect();
+    let states = vec!["enqueued"; n];
+    let run_ats: Vec<Option<chrono::DateTime<Utc>>> = vec![None; n];
+    let parents: Vec<Option<i64>> = vec![None; n];
+    let conditions: Vec<Option<&str>> = vec![None; n];
+    let recurring: Vec<Option<&str>> = vec![None; n];
+    let reasons: Vec<Option<&str>> = vec![None; n];
+    let data = vec![serde_json::json!({"queue": "bench"}); n];
+    let now = Utc::now();
+    db.query(
+        insert,
+        &[
+            &names,
+            &queues,
+            &args,
+            &states,
+            &run_ats,
+            &parents,
+            &conditions,
+            &recurring,
+            &reasons,
+            &data,
+            &now,
+            &channel,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        EPOCH.get_or_init(Instant::now);
+        println!(
+            "# jobs throughput benchmark: storage={} workers={} cores={} scenarios={}",
+            options.kind.name(),
+            options.workers,
+            std::thread::available_parallelism().map_or(1, usize::from),
+            options.scenarios.join(",")
+        );
+        let mut report = Report::default();
+        for scenario in &options.scenarios {
+            let started = Instant::now();
+            match scenario.as_str() {
+                "enqueue-single" => enqueue_single(&options, &mut report).await?,
+                "enqueue-batch" => enqueue_batch(&options, &mut report).await?,
+                "process" => process(&options, &mut report).await?,
+                "steady" => steady(&options, &mut report).await?,
+                "latency" => latency(&options, &mut report).await?,
+                "ceiling" => ceiling(&options, &mut report).await?,
+                "soak" => soak(&options, &mut report).await?,
+                other => bail!("unknown scenario {other}"),
+            }
+            println!("# {scenario} took {:.1} s", started.elapsed().as_secs_f64());
+        }
+        report.summary(options.kind);
+        anyhow::Ok(())
+    })
+}
