@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use super::Shared;
 use crate::storage::Completion;
@@ -13,8 +13,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Completion>) {
     let limit = shared.config.completion_batch;
-    let mut batch = Vec::with_capacity(limit);
+    // Several batches in flight at once: each is one transaction, and commits overlap.
+    let in_flight = Arc::new(Semaphore::new(shared.config.completion_concurrency));
     loop {
+        // Wait for a free slot first: completions pile up meanwhile and make a larger batch.
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(limit.min(64));
         let stopping = tokio::select! {
             received = receiver.recv() => match received {
                 Some(completion) => {
@@ -31,10 +37,19 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            persist(&shared, &mut batch, stopping).await;
+        if batch.is_empty() {
+            drop(slot);
+        } else {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                persist(&shared, &mut batch, stopping).await;
+                drop(slot);
+            });
         }
         if stopping && receiver.is_empty() {
+            // Wait for the batches still in flight.
+            let slots = u32::try_from(shared.config.completion_concurrency).unwrap_or(u32::MAX);
+            let _ = in_flight.acquire_many(slots).await;
             return;
         }
     }

@@ -13,6 +13,9 @@ use super::{executor, Shared};
 use crate::clock;
 use crate::storage::{Completion, FetchRequest};
 
+/// Longest wait for half the slots to free up before fetching, while the queue is busy.
+const BATCH_WAIT: Duration = Duration::from_millis(2);
+
 /// Longest wait between fetch attempts after storage errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -30,6 +33,9 @@ pub(crate) async fn run(
     completions: mpsc::UnboundedSender<Completion>,
 ) {
     let Slots { claims, workers } = slots;
+    let capacity = shared.config.workers + shared.config.fetch_buffer;
+    // Whether the last fetch took all it asked for (more jobs are probably waiting).
+    let mut busy = false;
     let mut backoff = Duration::from_millis(100);
     loop {
         let first = tokio::select! {
@@ -43,6 +49,17 @@ pub(crate) async fn run(
         let mut permits: Vec<OwnedSemaphorePermit> = vec![first];
         while let Ok(permit) = claims.clone().try_acquire_owned() {
             permits.push(permit);
+        }
+        if busy && permits.len() < capacity / 2 {
+            // The queue had more than the last fetch took: let a batch of slots free up (a
+            // short wait) rather than paying a round trip for a few jobs.
+            let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+            while permits.len() < capacity / 2 {
+                match tokio::time::timeout_at(deadline, claims.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => permits.push(permit),
+                    _ => break,
+                }
+            }
         }
         let now = shared.clock.now();
         let request = FetchRequest {
@@ -70,6 +87,7 @@ pub(crate) async fn run(
             }
         };
         let idle = fetched.is_empty();
+        busy = fetched.len() == permits.len();
         for job in fetched {
             let Some(permit) = permits.pop() else {
                 // The storage returned more than asked; run them anyway.
