@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench -p jobs-postgres --bench throughput -- [SCENARIO ...] [--storage postgres|memory]
-//!     [--jobs N] [--workers N] [--soak-seconds N]
+//!     [--jobs N] [--workers N (default 100)] [--soak-seconds N]
 //! ```
 //!
 //! Scenarios: `enqueue-single`, `enqueue-batch`, `process`, `steady`, `latency`, `ceiling`,
@@ -92,7 +92,7 @@ fn parse_options() -> anyhow::Result<Options> {
         scenarios: Vec::new(),
         kind: Kind::Postgres,
         jobs: None,
-        workers: 20,
+        workers: 100,
         soak_seconds: 600,
         url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
@@ -632,12 +632,11 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     for producer in 0..8u64 {
         let db = connect().await?;
         let statements = statements.clone();
-        let channel = channel.clone();
         tasks.push(tokio::spawn(async move {
             let insert = db.prepare(&statements["enqueue"]).await?;
             let mut n = producer;
             while n < total {
-                enqueue_raw(&db, &insert, &channel, n, 1).await?;
+                enqueue_raw(&db, &insert, n, 1).await?;
                 n += 8;
             }
             anyhow::Ok(())
@@ -661,7 +660,7 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut n = 0;
     while n < total {
-        enqueue_raw(&db, &insert, &channel, n, 1000).await?;
+        enqueue_raw(&db, &insert, n, 1000).await?;
         n += 1000;
     }
     report.record(
@@ -743,10 +742,10 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     fixture.teardown().await
 }
 
+/// One ENQUEUE statement of `count` jobs, without NOTIFY (the ceiling of an insert).
 async fn enqueue_raw(
     db: &tokio_postgres::Client,
     insert: &tokio_postgres::Statement,
-    channel: &str,
     first: u64,
     count: u64,
 ) -> anyhow::Result<()> {
@@ -764,6 +763,7 @@ async fn enqueue_raw(
     let reasons: Vec<Option<&str>> = vec![None; n];
     let data = vec![serde_json::json!({"queue": "bench"}); n];
     let now = Utc::now();
+    let channel: Option<&str> = None;
     db.query(
         insert,
         &[

@@ -22,6 +22,69 @@ const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a check may take before the connection is dropped and reopened.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Limits enqueue notifications to one per window (`PostgresOptions::notify_throttle`), with
+/// a trailing one for the enqueues it skipped.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    window: Duration,
+    state: std::sync::Mutex<ThrottleState>,
+}
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    last: Option<tokio::time::Instant>,
+    trailing: bool,
+}
+
+impl Throttle {
+    pub(crate) fn new(window: Duration) -> Self {
+        Throttle {
+            window,
+            state: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Whether this enqueue should NOTIFY in its own statement. If not, a NOTIFY is sent at the
+    /// end of the window (once, however many enqueues were skipped).
+    pub(crate) fn notify_now(&self, storage: &crate::PostgresStorage) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match state.last {
+            Some(last) if now < last + self.window => {
+                if !state.trailing {
+                    state.trailing = true;
+                    let at = last + self.window;
+                    let storage = storage.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(at).await;
+                        storage.inner_throttle().sent_trailing();
+                        if let Err(error) = storage.send_notify().await {
+                            tracing::warn!(%error, "sending a deferred NOTIFY failed; servers will poll");
+                        }
+                    });
+                }
+                false
+            }
+            _ => {
+                state.last = Some(now);
+                true
+            }
+        }
+    }
+
+    fn sent_trailing(&self) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.trailing = false;
+        state.last = Some(tokio::time::Instant::now());
+    }
+}
+
 /// Wakes everyone waiting now, and the next one to wait (like `MemoryStorage`).
 pub(crate) fn wake(work: &Notify) {
     work.notify_waiters();

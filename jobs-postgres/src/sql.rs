@@ -7,7 +7,8 @@
 use crate::options::quote_identifier;
 
 /// Creates jobs from parallel arrays, one element per job, with their first history entry, and
-/// notifies the channel once if any is Enqueued. Ids and queue positions are drawn in input
+/// notifies the channel once if any is Enqueued (and a channel is given: `$12` is NULL when the
+/// storage's notify throttle sends the notification itself, a moment later). Ids and queue positions are drawn in input
 /// order (the CTE is materialized: `nextval` runs once per row).
 const ENQUEUE: &str = "
 WITH input AS MATERIALIZED (
@@ -31,7 +32,8 @@ history AS (
     SELECT id, state, $11, reason, data FROM input
 ),
 notified AS (
-    SELECT pg_notify($12, '') FROM (SELECT 1 FROM input WHERE state = 'enqueued' LIMIT 1) AS found
+    SELECT pg_notify($12, '')
+    FROM (SELECT 1 FROM input WHERE state = 'enqueued' AND $12::text IS NOT NULL LIMIT 1) AS found
 )
 SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord";
 

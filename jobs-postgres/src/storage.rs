@@ -45,6 +45,7 @@ struct Inner {
     listen_config: Option<tokio_postgres::Config>,
     work: Arc<Notify>,
     listener: Mutex<Option<JoinHandle<()>>>,
+    throttle: notify::Throttle,
 }
 
 impl Drop for Inner {
@@ -229,6 +230,7 @@ impl PostgresStorage {
                 listen_config: options.listen_config,
                 work: Arc::new(Notify::new()),
                 listener: Mutex::new(None),
+                throttle: notify::Throttle::new(options.notify_throttle),
             }),
         })
     }
@@ -329,7 +331,8 @@ impl PostgresStorage {
             cache: None,
             storage: &self.inner,
         };
-        self.insert(&db, jobs, now).await
+        // Inside the caller's transaction the NOTIFY goes out at their commit, never before.
+        self.insert(&db, jobs, now, Some(&self.inner.channel)).await
     }
 
     async fn client(&self) -> Result<Object, PostgresError> {
@@ -350,6 +353,20 @@ impl PostgresStorage {
 
     fn wake(&self) {
         notify::wake(&self.inner.work);
+    }
+
+    pub(crate) fn inner_throttle(&self) -> &notify::Throttle {
+        &self.inner.throttle
+    }
+
+    /// Sends a NOTIFY on the channel now (the throttle's deferred one).
+    pub(crate) async fn send_notify(&self) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_notify($1, '')", &[&self.inner.channel])
+            .await
+            .map_err(|e| self.inner.error("notify", e))?;
+        Ok(())
     }
 
     /// The fetch statement of this schema (for `EXPLAIN` in tests).
@@ -391,6 +408,7 @@ impl PostgresStorage {
         db: &Db<'_>,
         jobs: Vec<NewJob>,
         now: DateTime<Utc>,
+        channel: Option<&str>,
     ) -> Result<Vec<JobId>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -476,7 +494,7 @@ impl PostgresStorage {
             &reasons,
             &data,
             &now,
-            &self.inner.channel,
+            &channel,
         ];
         let rows = db
             .client
@@ -645,14 +663,21 @@ impl Storage for PostgresStorage {
                 cache: Some(&tx.statement_cache),
                 storage: &self.inner,
             };
-            let ids = self.insert(&db, jobs, now).await?;
+            let ids = self
+                .insert(&db, jobs, now, Some(&self.inner.channel))
+                .await?;
             tx.commit()
                 .await
                 .map_err(|e| self.inner.error("enqueue", e))?;
             ids
         } else {
             let db = self.db(&client);
-            self.insert(&db, jobs, now).await?
+            // At most one NOTIFY per throttle window: a NOTIFY in every insert serialises
+            // the commits of concurrent enqueuers. A skipped one is sent by the throttle at
+            // the end of the window, so other processes still wake within it.
+            let channel = (!enqueued || self.inner.throttle.notify_now(self))
+                .then_some(self.inner.channel.as_str());
+            self.insert(&db, jobs, now, channel).await?
         };
         if enqueued || continuations {
             self.wake();
@@ -1149,7 +1174,9 @@ impl Storage for PostgresStorage {
                     cache: Some(&tx.statement_cache),
                     storage: &self.inner,
                 };
-                let ids = self.insert(&db, vec![job], now).await?;
+                let ids = self
+                    .insert(&db, vec![job], now, Some(&self.inner.channel))
+                    .await?;
                 let id = ids
                     .first()
                     .copied()

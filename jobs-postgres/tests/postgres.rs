@@ -157,6 +157,62 @@ async fn enqueue_wakes_a_listener_elsewhere() {
     schema.teardown().await;
 }
 
+/// An enqueue inside the notify throttle's window sends no NOTIFY of its own; the throttle's
+/// deferred one, at the window's end, still wakes the other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_enqueue_still_wakes_a_listener_elsewhere() {
+    let window = Duration::from_secs(1);
+    let schema =
+        TestSchema::with_options(jobs_postgres::PostgresOptions::new().notify_throttle(window))
+            .await;
+    let waiter = PostgresStorage::connect_with(schema.url(), schema.options())
+        .await
+        .expect("second storage");
+    waiter.wait_for_work(Duration::from_millis(1)).await;
+    // The first enqueue notifies at once and wakes the waiter (its LISTEN connection is up
+    // once a wait returns early).
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        schema
+            .storage()
+            .enqueue(vec![job("first", "default")], Utc::now())
+            .await
+            .expect("enqueue");
+        let started = tokio::time::Instant::now();
+        waiter.wait_for_work(Duration::from_millis(500)).await;
+        if started.elapsed() < Duration::from_millis(400) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never woken by a NOTIFY"
+        );
+    }
+    // Use up a stored wake-up, then wait while a second enqueue falls inside the window.
+    waiter.wait_for_work(Duration::from_millis(20)).await;
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            waiter.wait_for_work(Duration::from_secs(60)).await;
+            started.elapsed()
+        })
+    };
+    tokio::task::yield_now().await;
+    schema
+        .storage()
+        .enqueue(vec![job("throttled", "default")], Utc::now())
+        .await
+        .expect("enqueue");
+    let waited = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("woken by the deferred NOTIFY before the deadline")
+        .expect("task");
+    assert!(waited < DEADLINE, "woken after {waited:?}");
+    drop(waiter);
+    schema.teardown().await;
+}
+
 /// A job enqueued in a transaction exists only if the transaction commits.
 #[tokio::test]
 async fn enqueue_tx_commits_with_the_callers_writes() {
