@@ -286,6 +286,27 @@ impl Fixture {
     }
 }
 
+/// Drops the schemas of earlier runs that were interrupted before their teardown.
+async fn drop_stale_schemas(url: &str) -> anyhow::Result<()> {
+    let (db, connection) = tokio_postgres::connect(url, NoTls).await.with_context(|| {
+        format!("cannot connect to {url}: start PostgreSQL (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) or set DATABASE_URL")
+    })?;
+    tokio::spawn(connection);
+    let stale = db
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'jobs\\_bench\\_%'",
+            &[],
+        )
+        .await?;
+    for row in stale {
+        let schema: String = row.get(0);
+        db.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await?;
+        println!("# dropped the schema {schema} of an interrupted run");
+    }
+    Ok(())
+}
+
 /// CPU seconds (user + system) of this process so far.
 fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -799,6 +820,9 @@ fn main() -> anyhow::Result<()> {
             std::thread::available_parallelism().map_or(1, usize::from),
             options.scenarios.join(",")
         );
+        if options.kind == Kind::Postgres {
+            drop_stale_schemas(&options.url).await?;
+        }
         let mut report = Report::default();
         for scenario in &options.scenarios {
             let started = Instant::now();

@@ -155,7 +155,9 @@ WITH input AS MATERIALIZED (
          AS input(id, server_id, at, state, reason, data, run_at, failed)
 ),
 held AS (
-    SELECT job.id
+    -- Carries the input's columns, so the update below joins nothing but the locked rows (a
+    -- second join with `input` would be a nested loop over the whole batch per row).
+    SELECT job.id, input.state, input.at, input.reason, input.data, input.run_at, input.failed
     FROM __SCHEMA__.jobs AS job
     JOIN input ON input.id = job.id
     WHERE job.state = 'processing' AND job.server_id = input.server_id
@@ -164,20 +166,19 @@ held AS (
 ),
 completed AS (
     UPDATE __SCHEMA__.jobs AS job
-    SET state = input.state,
-        state_at = input.at,
-        run_at = input.run_at,
+    SET state = held.state,
+        state_at = held.at,
+        run_at = held.run_at,
         server_id = NULL,
         lease_until = NULL,
-        enqueued_at = CASE WHEN input.state = 'enqueued' THEN input.at ELSE job.enqueued_at END,
-        retry_count = job.retry_count + CASE WHEN input.failed THEN 1 ELSE 0 END,
-        result = CASE WHEN input.state = 'succeeded' THEN input.data -> 'result'
+        enqueued_at = CASE WHEN held.state = 'enqueued' THEN held.at ELSE job.enqueued_at END,
+        retry_count = job.retry_count + CASE WHEN held.failed THEN 1 ELSE 0 END,
+        result = CASE WHEN held.state = 'succeeded' THEN held.data -> 'result'
                       ELSE job.result END,
-        error = COALESCE(input.data -> 'error', job.error)
+        error = COALESCE(held.data -> 'error', job.error)
     FROM held
-    JOIN input ON input.id = held.id
     WHERE job.id = held.id AND job.state = 'processing'
-    RETURNING job.id, input.state, input.at, input.reason, input.data, input.failed
+    RETURNING job.id, held.state, held.at, held.reason, held.data, held.failed
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
