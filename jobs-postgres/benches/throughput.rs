@@ -507,7 +507,12 @@ async fn steady(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         }
         sustained = processed_rate;
     }
+    let stopping = Instant::now();
     server.shutdown().await?;
+    println!(
+        "# steady: server stopped in {:.1} s",
+        stopping.elapsed().as_secs_f64()
+    );
     report.record(options.kind, "steady", "throughput", sustained, "jobs/s");
     fixture.teardown().await
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::Shared;
 use crate::storage::Completion;
@@ -11,20 +11,24 @@ use crate::storage::Completion;
 /// Longest wait between attempts to persist a batch after storage errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Completion>) {
+/// A finished attempt on its way to the storage, with the producer's slot it still holds: the
+/// slot is given back only once the outcome is stored, so jobs whose outcomes are not yet
+/// recorded stay bounded by the slots (a slow storage slows fetching instead of piling up
+/// Processing jobs).
+pub(crate) type Finished = (Completion, Option<OwnedSemaphorePermit>);
+
+pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Finished>) {
     let limit = shared.config.completion_batch;
-    // Several batches in flight at once: each is one transaction, and commits overlap.
-    let in_flight = Arc::new(Semaphore::new(shared.config.completion_concurrency));
+    let mut batch = Vec::new();
+    let mut slots = Vec::new();
     loop {
-        // Wait for a free slot first: completions pile up meanwhile and make a larger batch.
-        let Ok(slot) = in_flight.clone().acquire_owned().await else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(limit.min(64));
+        // One batch in flight at a time: outcomes that finish meanwhile make the next batch
+        // larger (several concurrent batches measured slower: smaller batches, more commits).
         let stopping = tokio::select! {
             received = receiver.recv() => match received {
-                Some(completion) => {
+                Some((completion, slot)) => {
                     batch.push(completion);
+                    slots.extend(slot);
                     false
                 }
                 None => true,
@@ -33,23 +37,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
         };
         while batch.len() < limit {
             match receiver.try_recv() {
-                Ok(completion) => batch.push(completion),
+                Ok((completion, slot)) => {
+                    batch.push(completion);
+                    slots.extend(slot);
+                }
                 Err(_) => break,
             }
         }
-        if batch.is_empty() {
-            drop(slot);
-        } else {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                persist(&shared, &mut batch, stopping).await;
-                drop(slot);
-            });
+        if !batch.is_empty() {
+            persist(&shared, &mut batch, stopping).await;
         }
+        slots.clear();
         if stopping && receiver.is_empty() {
-            // Wait for the batches still in flight.
-            let slots = u32::try_from(shared.config.completion_concurrency).unwrap_or(u32::MAX);
-            let _ = in_flight.acquire_many(slots).await;
             return;
         }
     }

@@ -31,7 +31,6 @@ pub(crate) struct ServerConfig {
     pub(crate) retention: Duration,
     pub(crate) failed_retention: Option<Duration>,
     pub(crate) completion_batch: usize,
-    pub(crate) completion_concurrency: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,7 +51,6 @@ impl Default for ServerConfig {
             retention: Duration::from_secs(24 * 60 * 60),
             failed_retention: None,
             completion_batch: 1000,
-            completion_concurrency: 1,
         }
     }
 }

@@ -9,9 +9,10 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::completer::Finished;
 use super::{executor, Shared};
 use crate::clock;
-use crate::storage::{Completion, FetchRequest};
+use crate::storage::FetchRequest;
 
 /// Longest wait for half the slots to free up before fetching, while the queue is busy.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
@@ -30,7 +31,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     slots: Slots,
     tracker: TaskTracker,
-    completions: mpsc::UnboundedSender<Completion>,
+    completions: mpsc::UnboundedSender<Finished>,
 ) {
     let Slots { claims, workers } = slots;
     let capacity = shared.config.workers + shared.config.fetch_buffer;
@@ -110,7 +111,7 @@ pub(crate) async fn run(
 fn spawn(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
-    completions: &mpsc::UnboundedSender<Completion>,
+    completions: &mpsc::UnboundedSender<Finished>,
     workers: &Arc<Semaphore>,
     job: crate::storage::FetchedJob,
     claim: Option<OwnedSemaphorePermit>,
@@ -140,7 +141,6 @@ fn spawn(
         shared.running().remove(&id);
         // The completer outlives every job task, so the send only fails after an abandoned
         // shutdown; the job's lease then lapses and another server runs it.
-        let _ = completions.send(completion);
-        drop(claim);
+        let _ = completions.send((completion, claim));
     });
 }
