@@ -46,7 +46,12 @@ struct Inner {
     work: Arc<Notify>,
     listener: Mutex<Option<JoinHandle<()>>>,
     throttle: notify::Throttle,
+    last_vacuum: Mutex<Option<std::time::Instant>>,
+    vacuum_failed: std::sync::atomic::AtomicBool,
 }
+
+/// How often the elected server vacuums the jobs table (see `vacuum_if_due`).
+const VACUUM_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -231,6 +236,8 @@ impl PostgresStorage {
                 work: Arc::new(Notify::new()),
                 listener: Mutex::new(None),
                 throttle: notify::Throttle::new(options.notify_throttle),
+                last_vacuum: Mutex::new(None),
+                vacuum_failed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -357,6 +364,47 @@ impl PostgresStorage {
 
     pub(crate) fn inner_throttle(&self) -> &notify::Throttle {
         &self.inner.throttle
+    }
+
+    /// Vacuums the jobs table every [`VACUUM_INTERVAL`] (the elected server's maintenance calls
+    /// `prune` every round). Every state change leaves a dead row version and dead index
+    /// entries, and the fetch walks over the dead entries at the head of its queue's index
+    /// until a vacuum removes them; autovacuum looks at a database only once a minute by
+    /// default, which under thousands of jobs a second lets them pile up into the hundreds of
+    /// thousands. `SKIP_LOCKED`: never waits. A failure (say, no ownership of the table) is
+    /// logged once and autovacuum is left to it.
+    async fn vacuum_if_due(&self) {
+        {
+            let mut last = self
+                .inner
+                .last_vacuum
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match *last {
+                Some(at) if at.elapsed() < VACUUM_INTERVAL => return,
+                _ => *last = Some(std::time::Instant::now()),
+            }
+        }
+        let statement = format!(
+            "VACUUM (SKIP_LOCKED) {}.jobs",
+            crate::options::quote_identifier(&self.inner.schema)
+        );
+        let outcome = match self.client().await {
+            Ok(client) => client
+                .batch_execute(&statement)
+                .await
+                .map_err(|e| self.inner.error("vacuum", e).to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = outcome {
+            if !self
+                .inner
+                .vacuum_failed
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(%error, "vacuuming the jobs table failed; relying on autovacuum");
+            }
+        }
     }
 
     /// Sends a NOTIFY on the channel now (the throttle's deferred one).
@@ -970,16 +1018,19 @@ impl Storage for PostgresStorage {
         if request.limit == 0 {
             return Ok(0);
         }
-        self.count_query(
-            "prune",
-            &self.inner.sql.prune,
-            &[
-                &ts(request.finished_before),
-                &request.failed_before.map(ts),
-                &big(request.limit),
-            ],
-        )
-        .await
+        let pruned = self
+            .count_query(
+                "prune",
+                &self.inner.sql.prune,
+                &[
+                    &ts(request.finished_before),
+                    &request.failed_before.map(ts),
+                    &big(request.limit),
+                ],
+            )
+            .await?;
+        self.vacuum_if_due().await;
+        Ok(pruned)
     }
 
     async fn try_lead(
