@@ -50,8 +50,32 @@ struct Inner {
     vacuum_failed: std::sync::atomic::AtomicBool,
 }
 
-/// How often the elected server vacuums the jobs table (see `vacuum_if_due`).
+/// How often the elected server looks at the jobs table's dead rows (see `vacuum_if_due`).
 const VACUUM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Dead row versions in the jobs table above which the elected server vacuums it.
+const VACUUM_DEAD_ROWS: i64 = 50_000;
+
+/// `VACUUM (SKIP_LOCKED)` of `table` if the statistics count more than [`VACUUM_DEAD_ROWS`]
+/// dead rows in it (a vacuum of a table that is mostly live costs more than it saves).
+async fn vacuum_when_bloated(
+    client: &tokio_postgres::Client,
+    table: &str,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(n_dead_tup), 0)::bigint FROM pg_stat_user_tables WHERE relid = $1::text::regclass",
+            &[&table],
+        )
+        .await?;
+    let dead: i64 = row.get(0);
+    if dead > VACUUM_DEAD_ROWS {
+        client
+            .batch_execute(&format!("VACUUM (SKIP_LOCKED) {table}"))
+            .await?;
+    }
+    Ok(())
+}
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -366,8 +390,9 @@ impl PostgresStorage {
         &self.inner.throttle
     }
 
-    /// Vacuums the jobs table every [`VACUUM_INTERVAL`] (the elected server's maintenance calls
-    /// `prune` every round). Every state change leaves a dead row version and dead index
+    /// Every [`VACUUM_INTERVAL`], vacuums the jobs table if it holds more than
+    /// [`VACUUM_DEAD_ROWS`] dead rows (the elected server's maintenance calls `prune` every
+    /// round). Every state change leaves a dead row version and dead index
     /// entries, and the fetch walks over the dead entries at the head of its queue's index
     /// until a vacuum removes them; autovacuum looks at a database only once a minute by
     /// default, which under thousands of jobs a second lets them pile up into the hundreds of
@@ -385,13 +410,12 @@ impl PostgresStorage {
                 _ => *last = Some(std::time::Instant::now()),
             }
         }
-        let statement = format!(
-            "VACUUM (SKIP_LOCKED) {}.jobs",
+        let table = format!(
+            "{}.jobs",
             crate::options::quote_identifier(&self.inner.schema)
         );
         let outcome = match self.client().await {
-            Ok(client) => client
-                .batch_execute(&statement)
+            Ok(client) => vacuum_when_bloated(&client, &table)
                 .await
                 .map_err(|e| self.inner.error("vacuum", e).to_string()),
             Err(error) => Err(error.to_string()),

@@ -11,10 +11,9 @@ use crate::storage::Completion;
 /// Longest wait between attempts to persist a batch after storage errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// A finished attempt on its way to the storage, with the producer's slot it still holds: the
-/// slot is given back only once the outcome is stored, so jobs whose outcomes are not yet
-/// recorded stay bounded by the slots (a slow storage slows fetching instead of piling up
-/// Processing jobs).
+/// A finished attempt on its way to the storage, with its slot among the outcomes not yet
+/// stored: the slot is given back once the outcome is stored, so a slow storage slows the
+/// finishing jobs, and through their claims the fetching, instead of piling up Processing jobs.
 pub(crate) type Finished = (Completion, Option<OwnedSemaphorePermit>);
 
 pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Finished>) {

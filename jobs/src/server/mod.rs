@@ -183,6 +183,9 @@ impl Server {
                 shared.config.workers + shared.config.fetch_buffer,
             )),
             workers: Arc::new(Semaphore::new(shared.config.workers)),
+            outcomes: Arc::new(Semaphore::new(
+                shared.config.workers + shared.config.fetch_buffer,
+            )),
         };
         let (completions, receiver) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::run(shared.clone(), receiver));

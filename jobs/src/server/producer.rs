@@ -25,6 +25,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Slots {
     pub(crate) claims: Arc<Semaphore>,
     pub(crate) workers: Arc<Semaphore>,
+    /// Bounds the outcomes not yet stored: when the storage lags this far behind, finished
+    /// jobs keep their claims and fetching waits.
+    pub(crate) outcomes: Arc<Semaphore>,
 }
 
 pub(crate) async fn run(
@@ -33,7 +36,11 @@ pub(crate) async fn run(
     tracker: TaskTracker,
     completions: mpsc::UnboundedSender<Finished>,
 ) {
-    let Slots { claims, workers } = slots;
+    let Slots {
+        claims,
+        workers,
+        outcomes,
+    } = slots;
     let capacity = shared.config.workers + shared.config.fetch_buffer;
     // Whether the last fetch took all it asked for (more jobs are probably waiting).
     let mut busy = false;
@@ -93,10 +100,24 @@ pub(crate) async fn run(
             let Some(permit) = permits.pop() else {
                 // The storage returned more than asked; run them anyway.
                 tracing::warn!(id = %job.id, "storage returned more jobs than requested");
-                spawn(&shared, &tracker, &completions, &workers, job, None);
+                spawn(
+                    &shared,
+                    &tracker,
+                    &completions,
+                    (&workers, &outcomes),
+                    job,
+                    None,
+                );
                 continue;
             };
-            spawn(&shared, &tracker, &completions, &workers, job, Some(permit));
+            spawn(
+                &shared,
+                &tracker,
+                &completions,
+                (&workers, &outcomes),
+                job,
+                Some(permit),
+            );
         }
         drop(permits);
         if idle {
@@ -112,7 +133,7 @@ fn spawn(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
     completions: &mpsc::UnboundedSender<Finished>,
-    workers: &Arc<Semaphore>,
+    (workers, outcomes): (&Arc<Semaphore>, &Arc<Semaphore>),
     job: crate::storage::FetchedJob,
     claim: Option<OwnedSemaphorePermit>,
 ) {
@@ -123,6 +144,7 @@ fn spawn(
     let shared = shared.clone();
     let completions = completions.clone();
     let workers = workers.clone();
+    let outcomes = outcomes.clone();
     tracker.spawn(async move {
         let id = job.id;
         let worker = tokio::select! {
@@ -141,6 +163,8 @@ fn spawn(
         shared.running().remove(&id);
         // The completer outlives every job task, so the send only fails after an abandoned
         // shutdown; the job's lease then lapses and another server runs it.
-        let _ = completions.send((completion, claim));
+        let stored_slot = outcomes.acquire_owned().await.ok();
+        drop(claim);
+        let _ = completions.send((completion, stored_slot));
     });
 }
