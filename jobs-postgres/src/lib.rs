@@ -66,8 +66,13 @@
 //!   where the job is still Processing under the completing server; the continuations of
 //!   jobs that finished are released in the same transaction.
 //! - **Wake-ups.** Every statement that makes jobs available sends one `NOTIFY` (not one per
-//!   job). Each storage keeps one dedicated `LISTEN` connection (re-established when lost) that
+//!   job), and plain enqueues at most one per 5 ms (`PostgresOptions::notify_throttle`; one
+//!   trailing NOTIFY covers the skipped ones; this process's own servers are woken in memory at
+//!   once). Each storage keeps one dedicated `LISTEN` connection (re-established when lost) that
 //!   wakes [`Storage::wait_for_work`](jobs::Storage::wait_for_work); servers also poll.
+//! - **Bloat.** Every state change leaves dead row versions; the elected server vacuums the
+//!   jobs table (`VACUUM (SKIP_LOCKED)`) when it holds over 50,000 dead rows, since autovacuum
+//!   visits a database only once a minute by default.
 //! - **Leases.** A fetched job is leased to its server until `lease_until`, renewed by the
 //!   server's heartbeat. The elected maintenance server puts jobs whose lease lapsed back at
 //!   their original place in their queue: delivery is at least once.

@@ -15,6 +15,9 @@ use crate::storage::PruneRequest;
 /// Jobs moved per storage call.
 const BATCH: usize = 1000;
 
+/// Most prune batches in one maintenance round.
+const PRUNE_BATCHES_PER_ROUND: usize = 5;
+
 pub(crate) async fn run(shared: Arc<Shared>) {
     let interval = shared.config.maintenance_interval;
     crate::server::every(shared, interval, |shared| async move {
@@ -76,7 +79,13 @@ async fn prune(shared: &Shared, now: DateTime<Utc>) -> Result<()> {
         failed_before: config.failed_retention.map(before),
         limit: BATCH,
     };
-    while shared.storage.prune(request).await? == BATCH {}
+    // A bounded number of batches per round, so a large backlog of expired jobs never holds
+    // up promotion, rescue and recurring firing (each runs every round); the rest follows.
+    for _ in 0..PRUNE_BATCHES_PER_ROUND {
+        if shared.storage.prune(request).await? < BATCH {
+            break;
+        }
+    }
     let dead = shared
         .storage
         .remove_dead_servers(before(config.server_timeout))

@@ -107,7 +107,11 @@ where
             () = shared.stop_background.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        round(shared.clone()).await;
+        // A round stops with the server: every storage call in it is atomic on its own.
+        tokio::select! {
+            () = shared.stop_background.cancelled() => return,
+            () = round(shared.clone()) => {}
+        }
     }
 }
 
