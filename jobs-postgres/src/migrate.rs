@@ -126,16 +126,7 @@ pub(crate) async fn up(client: &mut Client, schema: &str) -> Result<Vec<u32>, Po
         if applied.contains(&migration.version) {
             continue;
         }
-        let sql = migration.up.replace(PLACEHOLDER, &quoted);
-        transaction
-            .batch_execute(&sql)
-            .await
-            .map_err(|source| PostgresError::Migration {
-                version: migration.version,
-                name: migration.name,
-                message: describe(&source),
-                source,
-            })?;
+        run(&transaction, migration, migration.up, &quoted).await?;
         let version = i32::try_from(migration.version).unwrap_or(i32::MAX);
         transaction
             .execute(
@@ -159,6 +150,24 @@ pub(crate) async fn up(client: &mut Client, schema: &str) -> Result<Vec<u32>, Po
     Ok(ran)
 }
 
+/// Runs one direction (`sql`: its `up` or `down`) of `migration` in `schema` (quoted).
+async fn run(
+    transaction: &tokio_postgres::Transaction<'_>,
+    migration: &Migration,
+    sql: &str,
+    quoted_schema: &str,
+) -> Result<(), PostgresError> {
+    transaction
+        .batch_execute(&sql.replace(PLACEHOLDER, quoted_schema))
+        .await
+        .map_err(|source| PostgresError::Migration {
+            version: migration.version,
+            name: migration.name,
+            message: describe(&source),
+            source,
+        })
+}
+
 /// Reverts every applied migration newer than `version`, newest first. Returns the versions
 /// it reverted.
 pub(crate) async fn down_to(
@@ -177,16 +186,7 @@ pub(crate) async fn down_to(
         if migration.version <= version || !applied.contains(&migration.version) {
             continue;
         }
-        let sql = migration.down.replace(PLACEHOLDER, &quoted);
-        transaction
-            .batch_execute(&sql)
-            .await
-            .map_err(|source| PostgresError::Migration {
-                version: migration.version,
-                name: migration.name,
-                message: describe(&source),
-                source,
-            })?;
+        run(&transaction, migration, migration.down, &quoted).await?;
         let stored = i32::try_from(migration.version).unwrap_or(i32::MAX);
         transaction
             .execute(

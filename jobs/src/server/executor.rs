@@ -14,7 +14,7 @@ use crate::__private::Invocation;
 use crate::clock;
 use crate::container::Scope;
 use crate::context::{ContextParts, JobContext};
-use crate::job::{JobError, JobOptions, OnExhausted, RunResult};
+use crate::job::{JobError, JobId, JobOptions, OnExhausted, RunResult};
 use crate::registry::JobEntry;
 use crate::retry::{self, RetryDecision};
 use crate::storage::{Completion, FetchedJob, Outcome, StateData};
@@ -62,12 +62,7 @@ pub(crate) async fn execute(
             | Outcome::Failed { reason, .. }
             | Outcome::Deleted { reason, .. } => tracing::warn!(%reason, "job failed"),
         }
-        Completion {
-            id: job.id,
-            server_id: shared.server_id.clone(),
-            at: shared.clock.now(),
-            outcome,
-        }
+        completion(shared, job.id, outcome)
     }
     .instrument(span)
     .await
@@ -76,16 +71,20 @@ pub(crate) async fn execute(
 /// A buffered job the server stopped before it started: back to its place at the head of its
 /// queue, untouched.
 pub(crate) fn unstarted(shared: &Shared, job: &FetchedJob) -> Completion {
+    let reason = format!(
+        "server {} shut down before the job started",
+        shared.server_id
+    );
+    completion(shared, job.id, Outcome::Requeued { reason })
+}
+
+/// The outcome of `id` on this server, now.
+fn completion(shared: &Shared, id: JobId, outcome: Outcome) -> Completion {
     Completion {
-        id: job.id,
+        id,
         server_id: shared.server_id.clone(),
         at: shared.clock.now(),
-        outcome: Outcome::Requeued {
-            reason: format!(
-                "server {} shut down before the job started",
-                shared.server_id
-            ),
-        },
+        outcome,
     }
 }
 
