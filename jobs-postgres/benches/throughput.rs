@@ -648,6 +648,8 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let connect = || async {
         let (db, connection) = tokio_postgres::connect(&options.url, NoTls).await?;
         tokio::spawn(connection);
+        // As the storage sets on its connections.
+        db.batch_execute("SET jit = off").await?;
         anyhow::Ok(db)
     };
 
