@@ -166,16 +166,22 @@ WITH input AS MATERIALIZED (
     FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
                 $6::jsonb[], $7::timestamptz[], $8::boolean[])
          AS input(id, server_id, at, state, reason, data, run_at, failed)
+    ORDER BY id
 ),
 held AS (
-    -- Carries the input's columns, so the update below joins nothing but the locked rows (a
-    -- second join with `input` would be a nested loop over the whole batch per row).
+    -- One primary-key probe per outcome, in id order (`LATERAL` with a lock is never
+    -- flattened into a join, so stale statistics cannot turn it into a scan of every
+    -- Processing job per outcome). Carries the input's columns, so the update below joins
+    -- nothing but the locked rows.
     SELECT job.id, input.state, input.at, input.reason, input.data, input.run_at, input.failed
-    FROM __SCHEMA__.jobs AS job
-    JOIN input ON input.id = job.id
+    FROM input
+    CROSS JOIN LATERAL (
+        SELECT id, state, server_id FROM __SCHEMA__.jobs
+        WHERE id = input.id
+        OFFSET 0
+        FOR NO KEY UPDATE
+    ) AS job
     WHERE job.state = 'processing' AND job.server_id = input.server_id
-    ORDER BY job.id
-    FOR NO KEY UPDATE OF job
 ),
 completed AS (
     UPDATE __SCHEMA__.jobs AS job
@@ -190,7 +196,7 @@ completed AS (
                       ELSE job.result END,
         error = COALESCE(held.data -> 'error', job.error)
     FROM held
-    WHERE job.id = held.id AND job.state = 'processing'
+    WHERE job.id = held.id
     RETURNING job.id, held.state, held.at, held.reason, held.data, held.failed
 ),
 history AS (
@@ -358,7 +364,9 @@ const RESCUE_EXPIRED: &str = "
 WITH expired AS (
     SELECT id, server_id FROM __SCHEMA__.jobs
     WHERE state = 'processing' AND (lease_until IS NULL OR lease_until < $1)
-    ORDER BY id
+    -- The order of `jobs_state_idx`: only Processing jobs are read (ordered by id, the plan
+    -- walked the primary key over every finished job, 17-28 ms per round).
+    ORDER BY state_at, id
     LIMIT $2
     FOR NO KEY UPDATE SKIP LOCKED
 ),
