@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo bench -p jobs-postgres --bench throughput -- [SCENARIO ...] [--storage postgres|memory]
-//!     [--jobs N] [--workers N (default 100)] [--soak-seconds N]
+//!     [--jobs N] [--workers N (default 100)] [--fetch-buffer N (default workers / 2)]
+//!     [--soak-seconds N]
 //! ```
 //!
 //! Scenarios: `enqueue-single`, `enqueue-batch`, `process`, `steady`, `latency`, `ceiling`,
@@ -73,6 +74,8 @@ struct Options {
     kind: Kind,
     jobs: Option<u64>,
     workers: usize,
+    /// The server's fetch buffer; the library's default (half the workers) when not given.
+    fetch_buffer: Option<usize>,
     soak_seconds: u64,
     url: String,
 }
@@ -93,6 +96,7 @@ fn parse_options() -> anyhow::Result<Options> {
         kind: Kind::Postgres,
         jobs: None,
         workers: 100,
+        fetch_buffer: None,
         soak_seconds: 600,
         url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
@@ -112,6 +116,7 @@ fn parse_options() -> anyhow::Result<Options> {
             }
             "--jobs" => options.jobs = Some(value("--jobs")?.parse()?),
             "--workers" => options.workers = value("--workers")?.parse()?,
+            "--fetch-buffer" => options.fetch_buffer = Some(value("--fetch-buffer")?.parse()?),
             "--soak-seconds" => options.soak_seconds = value("--soak-seconds")?.parse()?,
             "all" => options.scenarios.extend(
                 SCENARIOS
@@ -208,6 +213,7 @@ struct Fixture {
     storage: Arc<dyn Storage>,
     postgres: Option<PostgresStorage>,
     url: String,
+    fetch_buffer: Option<usize>,
 }
 
 static SCHEMA_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -219,6 +225,7 @@ impl Fixture {
                 storage: Arc::new(MemoryStorage::new()),
                 postgres: None,
                 url: options.url.clone(),
+                fetch_buffer: options.fetch_buffer,
             }),
             Kind::Postgres => {
                 let schema = format!(
@@ -242,6 +249,7 @@ impl Fixture {
                     storage: Arc::new(storage.clone()),
                     postgres: Some(storage),
                     url: options.url.clone(),
+                    fetch_buffer: options.fetch_buffer,
                 })
             }
         }
@@ -255,6 +263,7 @@ impl Fixture {
         Server::builder_from_arc(self.storage.clone())
             .queues(["bench"])
             .workers(workers)
+            .fetch_buffer(self.fetch_buffer.unwrap_or(workers / 2))
     }
 
     async fn dead_tuples(&self) -> anyhow::Result<Option<i64>> {
@@ -309,7 +318,28 @@ async fn drop_stale_schemas(url: &str) -> anyhow::Result<()> {
 
 /// CPU seconds (user + system) of this process so far.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    process_cpu_seconds("/proc/self/stat")
+}
+
+/// CPU seconds (user + system) of the `postgres` processes running now (a local server;
+/// processes that exit meanwhile, like autovacuum workers, are missed).
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|entry| process_cpu_seconds(&entry.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// CPU seconds (user + system) from a `/proc/<pid>/stat` file.
+fn process_cpu_seconds(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
     // Fields after the command name (which ends at the last ')'): utime is the 12th, stime 13th.
@@ -429,6 +459,7 @@ async fn process(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     prefill(&client, total).await?;
     PROCESSED.store(0, Ordering::Relaxed);
     let cpu_before = cpu_seconds();
+    let postgres_cpu_before = postgres_cpu_seconds();
     let started = Instant::now();
     let server = fixture.server(options.workers).build()?.start().await?;
     wait_processed(total, Duration::from_secs(1800)).await?;
@@ -436,6 +467,7 @@ async fn process(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     server.shutdown().await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
+    let postgres_cpu = postgres_cpu_seconds() - postgres_cpu_before;
     let succeeded = fixture.storage.counts().await?.get(JobState::Succeeded);
     if succeeded != total {
         bail!("{succeeded} of {total} jobs are Succeeded after the run");
@@ -454,6 +486,15 @@ async fn process(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         cpu * 1000.0 / total as f64,
         "cpu-s",
     );
+    if options.kind == Kind::Postgres {
+        report.record(
+            options.kind,
+            "process",
+            "postgres-cpu-per-1k-jobs",
+            postgres_cpu * 1000.0 / total as f64,
+            "cpu-s",
+        );
+    }
     fixture.teardown().await
 }
 
@@ -702,6 +743,7 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     // process: the 220,000 jobs just inserted, claimed and completed by 4 connections, each
     // claiming 100 at a time and completing them in one BEGIN/complete/release/COMMIT round trip.
     let remaining = Arc::new(AtomicU64::new(220_000));
+    let postgres_cpu_before = postgres_cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..4 {
@@ -766,6 +808,13 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         "process",
         220_000.0 / started.elapsed().as_secs_f64(),
         "jobs/s",
+    );
+    report.record(
+        options.kind,
+        "ceiling",
+        "postgres-cpu-per-1k-jobs",
+        (postgres_cpu_seconds() - postgres_cpu_before) * 1000.0 / 220_000.0,
+        "cpu-s",
     );
     fixture.teardown().await
 }

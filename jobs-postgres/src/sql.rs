@@ -125,13 +125,16 @@ SELECT count(*) FILTER (WHERE state = 'enqueued') AS count
 FROM released WHERE (SELECT count(*) FROM notified) >= 0";
 
 /// Claims up to `$2` Enqueued jobs: the head of each served queue in priority order, skipping
-/// rows other fetchers hold, and marks them Processing under the server's lease.
+/// rows other fetchers hold, and marks them Processing under the server's lease. The update
+/// finds the locked rows by `ctid` (a locked row cannot move), a TID scan whatever the
+/// estimates: joined on `id`, the generic plan (`LIMIT $2` guessed at a tenth of the table)
+/// was a hash join over a sequential scan of every job, 124 ms at 200,000 rows.
 const FETCH: &str = "
 WITH picked AS MATERIALIZED (
-    SELECT job.id, queue_list.priority, job.position
+    SELECT job.ctid
     FROM unnest($1::text[]) WITH ORDINALITY AS queue_list(name, priority)
     CROSS JOIN LATERAL (
-        SELECT id, position
+        SELECT ctid, position
         FROM __SCHEMA__.jobs
         WHERE state = 'enqueued' AND queue = queue_list.name
         ORDER BY position
@@ -144,10 +147,10 @@ WITH picked AS MATERIALIZED (
 claimed AS (
     UPDATE __SCHEMA__.jobs AS job
     SET state = 'processing', state_at = $4, server_id = $3, lease_until = $5, run_at = NULL
-    FROM picked
-    WHERE job.id = picked.id
+    WHERE job.ctid = ANY (ARRAY(SELECT ctid FROM picked))
     RETURNING job.id, job.name, job.queue, job.args, job.retry_count, job.created_at,
-              job.enqueued_at, job.parent_id, job.parent_result, picked.priority, picked.position
+              job.enqueued_at, job.parent_id, job.parent_result,
+              array_position($1::text[], job.queue) AS priority, job.position
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, data)

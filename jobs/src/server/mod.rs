@@ -187,8 +187,12 @@ impl Server {
                 shared.config.workers + shared.config.fetch_buffer,
             )),
             workers: Arc::new(Semaphore::new(shared.config.workers)),
+            // A full completion batch may wait for the storage before finished jobs hold on
+            // to their claims: with only the claims' worth, fetching stalled behind each
+            // batch (process benchmark: 14.9k → 17.5k jobs/s).
             outcomes: Arc::new(Semaphore::new(
-                shared.config.workers + shared.config.fetch_buffer,
+                (shared.config.workers + shared.config.fetch_buffer)
+                    .max(shared.config.completion_batch),
             )),
         };
         let (completions, receiver) = mpsc::unbounded_channel();
