@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "recurring", "0002_recurring"),
     migration!(3, "servers", "0003_servers"),
     migration!(4, "stats", "0004_stats"),
+    migration!(5, "attempts", "0005_attempts"),
 ];
 
 /// The newest schema version this crate knows.

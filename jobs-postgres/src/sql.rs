@@ -129,6 +129,10 @@ FROM released WHERE (SELECT count(*) FROM notified) >= 0";
 /// finds the locked rows by `ctid` (a locked row cannot move), a TID scan whatever the
 /// estimates: joined on `id`, the generic plan (`LIMIT $2` guessed at a tenth of the table)
 /// was a hash join over a sequential scan of every job, 124 ms at 200,000 rows.
+///
+/// No history row is written: the attempt's Processing entry is the row itself while it runs
+/// (`state_at`, `server_id`, `retry_count`), and goes into the history row of the state that
+/// ends the attempt (`attempt_at`, `attempt_data`: migration 0005).
 const FETCH: &str = "
 WITH picked AS MATERIALIZED (
     SELECT job.ctid
@@ -151,11 +155,6 @@ claimed AS (
     RETURNING job.id, job.name, job.queue, job.args, job.retry_count, job.created_at,
               job.enqueued_at, job.parent_id, job.parent_result,
               array_position($1::text[], job.queue) AS priority, job.position
-),
-history AS (
-    INSERT INTO __SCHEMA__.job_history (job_id, state, at, data)
-    SELECT id, 'processing', $4, jsonb_build_object('server', $3::text, 'attempt', retry_count + 1)
-    FROM claimed ORDER BY priority, position
 )
 SELECT id, name, queue, args, retry_count, created_at, enqueued_at, parent_id, parent_result
 FROM claimed ORDER BY priority, position";
@@ -176,10 +175,11 @@ held AS (
     -- flattened into a join, so stale statistics cannot turn it into a scan of every
     -- Processing job per outcome). Carries the input's columns, so the update below joins
     -- nothing but the locked rows.
-    SELECT job.id, input.state, input.at, input.reason, input.data, input.run_at, input.failed
+    SELECT job.id, input.state, input.at, input.reason, input.data, input.run_at, input.failed,
+           job.state_at AS started_at, job.server_id, job.retry_count
     FROM input
     CROSS JOIN LATERAL (
-        SELECT id, state, server_id FROM __SCHEMA__.jobs
+        SELECT id, state, server_id, state_at, retry_count FROM __SCHEMA__.jobs
         WHERE id = input.id
         OFFSET 0
         FOR NO KEY UPDATE
@@ -200,11 +200,14 @@ completed AS (
         error = COALESCE(held.data -> 'error', job.error)
     FROM held
     WHERE job.id = held.id
-    RETURNING job.id, held.state, held.at, held.reason, held.data, held.failed
+    RETURNING job.id, held.state, held.at, held.reason, held.data, held.failed,
+              held.started_at, held.server_id, held.retry_count
 ),
 history AS (
-    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
-    SELECT id, state, at, reason, data FROM completed ORDER BY id
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
+    SELECT id, state, at, reason, data,
+           started_at, jsonb_build_object('server', server_id, 'attempt', retry_count + 1)
+    FROM completed ORDER BY id
 ),
 counted AS (
     INSERT INTO __SCHEMA__.stats AS stat (hour, shard, succeeded, failed)
@@ -237,7 +240,8 @@ RETURNING job.id";
 /// Moves a job to Deleted unless it already is. Returns its previous state (no row: no job).
 const DELETE: &str = "
 WITH target AS (
-    SELECT id, state FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
+    SELECT id, state, state_at, server_id, retry_count
+    FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
 ),
 deleted AS (
     UPDATE __SCHEMA__.jobs AS job
@@ -247,8 +251,12 @@ deleted AS (
     RETURNING job.id
 ),
 history AS (
-    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
-    SELECT id, 'deleted', $3, $2, '{}'::jsonb FROM deleted
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
+    SELECT deleted.id, 'deleted', $3, $2, '{}'::jsonb, CASE WHEN target.state = 'processing' THEN target.state_at END,
+           CASE WHEN target.state = 'processing'
+                THEN jsonb_build_object('server', target.server_id, 'attempt', target.retry_count + 1)
+           END
+    FROM deleted, target
 )
 SELECT state FROM target";
 
@@ -256,7 +264,8 @@ SELECT state FROM target";
 /// state (no row: no job).
 const REQUEUE: &str = "
 WITH target AS (
-    SELECT id, state FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
+    SELECT id, state, state_at, server_id, retry_count
+    FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
 ),
 requeued AS (
     UPDATE __SCHEMA__.jobs AS job
@@ -267,8 +276,12 @@ requeued AS (
     RETURNING job.id, job.queue
 ),
 history AS (
-    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
-    SELECT id, 'enqueued', $3, $2, jsonb_build_object('queue', queue) FROM requeued
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
+    SELECT requeued.id, 'enqueued', $3, $2, jsonb_build_object('queue', queue), CASE WHEN target.state = 'processing' THEN target.state_at END,
+           CASE WHEN target.state = 'processing'
+                THEN jsonb_build_object('server', target.server_id, 'attempt', target.retry_count + 1)
+           END
+    FROM requeued, target
 ),
 notified AS (
     SELECT pg_notify($4, '') FROM requeued
@@ -315,18 +328,35 @@ const RECORD_COLUMNS: &str = "
     ARRAY(SELECT child.id FROM __SCHEMA__.jobs AS child
           WHERE child.parent_id = job.id ORDER BY child.id) AS children";
 
-/// One job with its whole history (one snapshot: the record and its history agree).
+/// One job with its whole history (one snapshot: the record and its history agree). Processing
+/// entries are not rows of their own (migration 0005): each comes from the history row of the
+/// state that ended its attempt, and the running attempt's from the job row.
 fn job_sql() -> String {
     format!(
         "SELECT {RECORD_COLUMNS},
                 history.states, history.ats, history.reasons, history.data
          FROM __SCHEMA__.jobs AS job
          LEFT JOIN LATERAL (
-             SELECT array_agg(h.state ORDER BY h.seq) AS states,
-                    array_agg(h.at ORDER BY h.seq) AS ats,
-                    array_agg(h.reason ORDER BY h.seq) AS reasons,
-                    array_agg(h.data ORDER BY h.seq) AS data
-             FROM __SCHEMA__.job_history AS h WHERE h.job_id = job.id
+             SELECT array_agg(e.state ORDER BY e.seq, e.step) AS states,
+                    array_agg(e.at ORDER BY e.seq, e.step) AS ats,
+                    array_agg(e.reason ORDER BY e.seq, e.step) AS reasons,
+                    array_agg(e.data ORDER BY e.seq, e.step) AS data
+             FROM (
+                     -- The Processing entry of the attempt a history row ended comes first.
+                     SELECT h.seq, 0 AS step, 'processing' AS state, h.attempt_at AS at,
+                            NULL::text AS reason, h.attempt_data AS data
+                     FROM __SCHEMA__.job_history AS h
+                     WHERE h.job_id = job.id AND h.attempt_at IS NOT NULL
+                 UNION ALL
+                     SELECT h.seq, 1, h.state, h.at, h.reason, h.data
+                     FROM __SCHEMA__.job_history AS h WHERE h.job_id = job.id
+                 UNION ALL
+                     -- The running attempt is the row itself.
+                     SELECT 9223372036854775807, 0, 'processing', job.state_at, NULL,
+                            jsonb_build_object('server', job.server_id,
+                                               'attempt', job.retry_count + 1)
+                     WHERE job.state = 'processing'
+             ) AS e
          ) AS history ON true
          WHERE job.id = $1"
     )
@@ -365,7 +395,7 @@ SELECT count(*) FROM promoted WHERE (SELECT count(*) FROM notified) >= 0";
 /// Puts Processing jobs whose lease lapsed back at their original place in their queue.
 const RESCUE_EXPIRED: &str = "
 WITH expired AS (
-    SELECT id, server_id FROM __SCHEMA__.jobs
+    SELECT id, state, state_at, server_id, retry_count FROM __SCHEMA__.jobs
     WHERE state = 'processing' AND (lease_until IS NULL OR lease_until < $1)
     -- The order of `jobs_state_idx`: only Processing jobs are read (ordered by id, the plan
     -- walked the primary key over every finished job, 17-28 ms per round).
@@ -379,13 +409,16 @@ rescued AS (
         enqueued_at = $1
     FROM expired
     WHERE job.id = expired.id
-    RETURNING job.id, expired.server_id
+    RETURNING job.id, expired.state, expired.state_at, expired.server_id, expired.retry_count
 ),
 history AS (
-    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
     SELECT id, 'enqueued', $1,
            'lease expired: server ' || coalesce(server_id, '') || ' stopped responding',
-           '{}'::jsonb
+           '{}'::jsonb, CASE WHEN rescued.state = 'processing' THEN rescued.state_at END,
+           CASE WHEN rescued.state = 'processing'
+                THEN jsonb_build_object('server', rescued.server_id, 'attempt', rescued.retry_count + 1)
+           END
     FROM rescued ORDER BY id
 ),
 notified AS (

@@ -1,8 +1,8 @@
 //! Migrations: up → down → up, re-running is a no-op, concurrent runs migrate once, and the
 //! storage explains what is wrong with a schema that was never migrated or a bad name.
 
-use jobs::storage::{InitialState, NewJob};
-use jobs::Storage;
+use jobs::storage::{FetchRequest, InitialState, NewJob};
+use jobs::{JobId, JobState, Storage};
 use jobs_postgres::testing::TestSchema;
 use jobs_postgres::{latest_version, PostgresError, PostgresOptions, PostgresStorage, MIGRATIONS};
 
@@ -26,6 +26,30 @@ async fn tables(storage: &PostgresStorage) -> Vec<String> {
         .iter()
         .map(|row| row.get(0))
         .collect()
+}
+
+/// The states of a job's history rows, read with SQL (whatever version the schema is at).
+async fn history_rows(storage: &PostgresStorage, id: JobId) -> Vec<String> {
+    let client = storage.pool().get().await.expect("connection");
+    client
+        .query(
+            &format!(
+                "SELECT state FROM \"{}\".job_history WHERE job_id = $1 ORDER BY seq",
+                storage.schema()
+            ),
+            &[&id.0],
+        )
+        .await
+        .expect("history rows")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// The states of a job's history, as the storage reads them.
+async fn history_states(storage: &PostgresStorage, id: JobId) -> Vec<JobState> {
+    let record = storage.job(id).await.expect("job").expect("exists");
+    record.history.iter().map(|entry| entry.state).collect()
 }
 
 fn job(name: &str) -> NewJob {
@@ -66,8 +90,27 @@ async fn up_down_up_and_rerun_is_a_no_op() {
         .enqueue(vec![job("a")], chrono::Utc::now())
         .await
         .expect("enqueue")[0];
+    // Running: since 0005 its Processing entry is read from the job row.
+    let now = chrono::Utc::now();
+    let queues = ["default".to_owned()];
+    let fetched = storage
+        .fetch(FetchRequest {
+            server_id: "server-a",
+            queues: &queues,
+            limit: 1,
+            now,
+            lease_until: now + chrono::TimeDelta::seconds(60),
+        })
+        .await
+        .expect("fetch");
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(
+        history_states(&storage, id).await,
+        [JobState::Enqueued, JobState::Processing]
+    );
 
-    // Down one version, then all the way.
+    // Down one version (0005: the running attempt gets its Processing row back), up again
+    // (the row goes back into the job row): the history reads the same.
     assert_eq!(
         storage
             .migrate_down_to(latest_version() - 1)
@@ -79,15 +122,26 @@ async fn up_down_up_and_rerun_is_a_no_op() {
         storage.applied_migrations().await.expect("status"),
         all_versions()[..all_versions().len() - 1].to_vec()
     );
-    assert!(storage.job(id).await.expect("jobs survive").is_some());
+    assert_eq!(
+        history_rows(&storage, id).await,
+        ["enqueued", "processing"],
+        "jobs and their history survive"
+    );
+    assert_eq!(
+        storage.migrate().await.expect("up one"),
+        vec![latest_version()]
+    );
+    assert_eq!(history_rows(&storage, id).await, ["enqueued"]);
+    assert_eq!(
+        history_states(&storage, id).await,
+        [JobState::Enqueued, JobState::Processing]
+    );
+
+    // All the way down.
     let reverted = storage.migrate_down_to(0).await.expect("down all");
     assert_eq!(
         reverted,
-        all_versions()[..all_versions().len() - 1]
-            .iter()
-            .rev()
-            .copied()
-            .collect::<Vec<_>>()
+        all_versions().iter().rev().copied().collect::<Vec<_>>()
     );
     let left = tables(&storage).await;
     assert_eq!(

@@ -1,0 +1,12 @@
+-- Processing entries as rows of their own again. The running attempts get theirs back; the
+-- ended attempts' entries are dropped with the columns (a row appended now would sort after
+-- the entry that ended its attempt).
+INSERT INTO __SCHEMA__.job_history (job_id, state, at, data)
+SELECT id, 'processing', state_at, jsonb_build_object('server', server_id, 'attempt', retry_count + 1)
+FROM __SCHEMA__.jobs
+WHERE state = 'processing'
+ORDER BY id;
+
+ALTER TABLE __SCHEMA__.job_history
+    DROP COLUMN attempt_at,
+    DROP COLUMN attempt_data;

@@ -1,0 +1,18 @@
+-- Processing entries without history rows of their own. A fetch writes no history: while an
+-- attempt runs, its Processing entry is the job row itself (`state_at` is when it started,
+-- `server_id`, `retry_count + 1` the attempt), and the statement that ends the attempt (the
+-- completion, a delete or requeue, the lease rescue) stores that entry beside its own, in
+-- `attempt_at` and `attempt_data`. One history row per attempt instead of two: the fetch
+-- cost a fifth of the PostgreSQL CPU per job (`process` benchmark: 0.093-0.100 → 0.078-0.080
+-- CPU-s per 1,000 jobs).
+ALTER TABLE __SCHEMA__.job_history
+    ADD COLUMN attempt_at   timestamptz,
+    ADD COLUMN attempt_data jsonb;
+
+-- The running attempts' Processing rows: from now on read from their jobs rows.
+DELETE FROM __SCHEMA__.job_history AS h
+USING __SCHEMA__.jobs AS job
+WHERE job.id = h.job_id
+  AND job.state = 'processing'
+  AND h.state = 'processing'
+  AND h.seq = (SELECT max(last.seq) FROM __SCHEMA__.job_history AS last WHERE last.job_id = job.id);
