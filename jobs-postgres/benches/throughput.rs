@@ -526,7 +526,7 @@ async fn steady(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     PROCESSED.store(0, Ordering::Relaxed);
     let rates: &[u64] = match options.kind {
         Kind::Postgres => &[
-            2_000, 5_000, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000, 50_000,
+            2_000, 5_000, 10_000, 15_000, 17_500, 20_000, 25_000, 30_000, 40_000, 50_000,
         ],
         Kind::Memory => &[50_000, 100_000, 200_000, 300_000, 400_000, 500_000, 700_000],
     };
@@ -687,10 +687,11 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let statements = Arc::new(statements);
     let channel = storage.channel().to_owned();
     let connect = || async {
-        let (db, connection) = tokio_postgres::connect(&options.url, NoTls).await?;
+        // The session settings the storage's own connections have.
+        let mut config: tokio_postgres::Config = options.url.parse()?;
+        config.options(jobs_postgres::SESSION_OPTIONS);
+        let (db, connection) = config.connect(NoTls).await?;
         tokio::spawn(connection);
-        // As the storage sets on its connections.
-        db.batch_execute("SET jit = off").await?;
         anyhow::Ok(db)
     };
 

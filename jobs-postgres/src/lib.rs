@@ -101,6 +101,7 @@ pub use error::PostgresError;
 pub use migrate::{latest_version, Migration, MIGRATIONS};
 pub use options::{
     validate_identifier, PostgresOptions, DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_SCHEMA,
+    SESSION_OPTIONS,
 };
 pub use storage::PostgresStorage;
 

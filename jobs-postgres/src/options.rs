@@ -13,6 +13,27 @@ pub const DEFAULT_SCHEMA: &str = "jobs";
 /// The default largest job arguments accepted, in bytes (1 MiB).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
+/// Session settings of the connections [`PostgresStorage::connect`] opens (the startup
+/// `options` parameter, added to any the URL gives). Give a pool of your own the same
+/// (`tokio_postgres::Config::options`) before [`PostgresStorage::from_pool`].
+///
+/// - `jit=off`: every statement touches a few rows, but the generic plans of the batch
+///   statements are costed above `jit_above_cost`, and JIT compilation took 40 ms to 1 s per
+///   execution (auto_explain in the `process` benchmark).
+/// - `enable_seqscan`, `enable_hashjoin`, `enable_mergejoin` off: each statement has an index
+///   (or `ctid`) path per row, and must take it whatever the statistics say. A plan cached
+///   while the jobs table was small (a fresh schema, before autovacuum's first `ANALYZE`)
+///   scanned the whole table per batch once it had grown: 20-45 ms per fetch and completion,
+///   and the `steady` benchmark fell behind at 5,000 jobs/s; with these settings it keeps up
+///   with 15,000. The settings are penalties, not bans: a query with no index path (a
+///   dashboard search by name) still scans.
+///
+/// [`PostgresStorage`]: crate::PostgresStorage
+/// [`PostgresStorage::connect`]: crate::PostgresStorage::connect
+/// [`PostgresStorage::from_pool`]: crate::PostgresStorage::from_pool
+pub const SESSION_OPTIONS: &str =
+    "-c jit=off -c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off";
+
 /// Settings of a [`PostgresStorage`](crate::PostgresStorage). Every field has a default:
 ///
 /// | setting | default | what |

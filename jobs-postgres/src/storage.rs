@@ -22,7 +22,7 @@ use tokio_postgres::{NoTls, Statement, Transaction};
 use crate::error::PostgresError;
 use crate::migrate;
 use crate::notify;
-use crate::options::PostgresOptions;
+use crate::options::{PostgresOptions, SESSION_OPTIONS};
 use crate::row;
 use crate::sql::{ListFilters, Sql};
 
@@ -194,9 +194,9 @@ impl PostgresStorage {
         PostgresStorage::connect_with(url, PostgresOptions::new()).await
     }
 
-    /// Connects to `url` with `options` (schema, pool size, channel, ...). The pool and the
-    /// `LISTEN` connection use no TLS; for TLS, build a pool and use
-    /// [`from_pool_with`](Self::from_pool_with).
+    /// Connects to `url` with `options` (schema, pool size, channel, ...). The connections run
+    /// with [`SESSION_OPTIONS`]. The pool and the `LISTEN` connection use no TLS; for TLS, build
+    /// a pool and use [`from_pool_with`](Self::from_pool_with).
     pub async fn connect_with(
         url: &str,
         options: PostgresOptions,
@@ -214,6 +214,11 @@ impl PostgresStorage {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
+        let session = match config.get_options() {
+            Some(given) => format!("{given} {SESSION_OPTIONS}"),
+            None => SESSION_OPTIONS.to_owned(),
+        };
+        config.options(&session);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -243,7 +248,10 @@ impl PostgresStorage {
         PostgresStorage::from_pool_with(pool, PostgresOptions::new())
     }
 
-    /// A storage on an existing pool (TLS or not, any size), with `options`.
+    /// A storage on an existing pool (TLS or not, any size), with `options`. Its connections
+    /// keep their own session settings: give them [`SESSION_OPTIONS`] (the startup `options`
+    /// of their `tokio_postgres::Config`) unless the pool serves other queries that must keep
+    /// the planner's defaults.
     pub fn from_pool_with(
         pool: Pool,
         options: PostgresOptions,
@@ -366,24 +374,12 @@ impl PostgresStorage {
         self.insert(&db, jobs, now, Some(&self.inner.channel)).await
     }
 
-    /// A pooled connection. A connection on its first use (nothing prepared on it yet) gets
-    /// `SET jit = off` first: every statement here touches a handful of rows, but the generic
-    /// plans of the batch statements are estimated above `jit_above_cost`, and compiling them
-    /// took 40 ms to 1 s per execution (auto_explain during the `process` benchmark).
     async fn client(&self) -> Result<Object, PostgresError> {
-        let client = self
-            .inner
+        self.inner
             .pool
             .get()
             .await
-            .map_err(PostgresError::connection)?;
-        if client.statement_cache.size() == 0 {
-            client
-                .batch_execute("SET jit = off")
-                .await
-                .map_err(|error| self.inner.error("configure connection", error))?;
-        }
-        Ok(client)
+            .map_err(PostgresError::connection)
     }
 
     fn db<'a>(&'a self, client: &'a Object) -> Db<'a> {

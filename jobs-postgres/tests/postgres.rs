@@ -101,6 +101,91 @@ async fn fetch_uses_the_partial_index() {
     schema.teardown().await;
 }
 
+/// The connections `connect` opens carry `SESSION_OPTIONS` beside the URL's own options.
+#[tokio::test]
+async fn connections_carry_the_session_options() {
+    let schema = TestSchema::new().await;
+    let separator = if schema.url().contains('?') { '&' } else { '?' };
+    let url = format!(
+        "{}{separator}options=-c%20statement_timeout%3D12345",
+        schema.url()
+    );
+    let storage = PostgresStorage::connect_with(&url, schema.options())
+        .await
+        .expect("connect");
+    let client = storage.pool().get().await.expect("connection");
+    for (setting, expected) in [
+        ("jit", "off"),
+        ("enable_seqscan", "off"),
+        ("enable_hashjoin", "off"),
+        ("enable_mergejoin", "off"),
+        ("statement_timeout", "12345ms"),
+    ] {
+        let row = client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .expect("show");
+        assert_eq!(row.get::<_, String>(0), expected, "{setting}");
+    }
+    drop(client);
+    storage.pool().close();
+    schema.teardown().await;
+}
+
+/// A fetch plan cached while the table was empty (a new schema: no statistics yet) stays on
+/// the indexes once the table holds 50,000 jobs. Without the session options the cached
+/// generic plan updated the claimed rows through a sequential scan of the whole table.
+#[tokio::test]
+async fn a_fetch_plan_cached_on_an_empty_table_stays_on_the_indexes() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let s = schema.schema();
+    let fetch = storage
+        .__statements()
+        .into_iter()
+        .find(|(name, _)| *name == "fetch")
+        .map(|(_, sql)| sql.to_owned())
+        .expect("fetch statement");
+    let mut client = storage.pool().get().await.expect("connection");
+    let execute = "EXECUTE cached_fetch('{default}', 100, 'server', now(), now())";
+    client
+        .batch_execute(&format!(
+            "SET plan_cache_mode = force_generic_plan;
+             PREPARE cached_fetch(text[], bigint, text, timestamptz, timestamptz) AS {fetch};
+             EXPLAIN {execute};"
+        ))
+        .await
+        .expect("prepare on the empty table");
+    sql(
+        storage,
+        &format!(
+            "INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
+             SELECT 'todo', 'default', '{{}}', 'enqueued', now(), now(), now()
+             FROM generate_series(1, 50000)"
+        ),
+    )
+    .await;
+    let tx = client.transaction().await.expect("begin");
+    let plan: Vec<String> = tx
+        .query(&format!("EXPLAIN (ANALYZE) {execute}"), &[])
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    tx.rollback().await.expect("rollback");
+    client
+        .batch_execute("DEALLOCATE cached_fetch; RESET plan_cache_mode;")
+        .await
+        .expect("reset");
+    println!("{plan}");
+    assert!(plan.contains("jobs_fetch_idx"), "{plan}");
+    assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+    drop(client);
+    schema.teardown().await;
+}
+
 /// An enqueue through one storage wakes an idle `wait_for_work` of another (another process,
 /// as far as the database can tell) long before its timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
