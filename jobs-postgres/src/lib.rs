@@ -76,7 +76,10 @@
 //! - **Leases.** A fetched job is leased to its server until `lease_until`, renewed by the
 //!   server's heartbeat. The elected maintenance server puts jobs whose lease lapsed back at
 //!   their original place in their queue: delivery is at least once.
-//! - **Statements** are prepared once per pooled connection (deadpool's statement cache).
+//! - **Statements** are prepared once per pooled connection (deadpool's statement cache). The
+//!   connections `connect` opens run with [`SESSION_OPTIONS`] (JIT, sequential scans, hash and
+//!   merge joins off), so a plan cached while the table was small keeps probing indexes once it
+//!   has grown; give a pool of your own the same before [`PostgresStorage::from_pool`].
 //!
 //! # Features
 //!
