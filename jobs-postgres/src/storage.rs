@@ -1007,6 +1007,18 @@ impl Storage for PostgresStorage {
         Ok(row.map(|row| row::job_record(&row, true)).transpose()?)
     }
 
+    async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let rows = self.query("jobs", &self.inner.sql.jobs, &[&raw]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| row::job_record(row, true))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         self.ensure_listener();
         let _ = tokio::time::timeout(max_wait, self.inner.work.notified()).await;

@@ -477,18 +477,17 @@ async fn fetch_page(
     Ok((filters, paging, page.jobs))
 }
 
-/// The full records (with history) of `jobs`, by id; jobs gone meanwhile are left out.
+/// The full records (with history) of `jobs`, by id, in one storage read; jobs gone meanwhile
+/// are left out.
 async fn full_records(
     shared: &Shared,
     ids: Vec<JobId>,
 ) -> Result<HashMap<JobId, JobRecord>, PageError> {
-    let mut records = HashMap::new();
-    for id in ids {
-        if let Some(record) = shared.client.storage().job(id).await? {
-            records.insert(id, record);
-        }
-    }
-    Ok(records)
+    let records = shared.client.storage().jobs(&ids).await?;
+    Ok(records
+        .into_iter()
+        .map(|record| (record.id, record))
+        .collect())
 }
 
 /// The data of the entry that put the job in its current state.

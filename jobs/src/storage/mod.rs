@@ -60,6 +60,19 @@ pub trait Storage: Send + Sync + 'static {
     /// The job with its full state history.
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>>;
 
+    /// The jobs among `ids` that exist, each with its full state history, in the order of
+    /// `ids` (missing ones left out). The default reads them one by one; a storage with round
+    /// trips reads them at once (the dashboard's lists show a page of them).
+    async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>> {
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.job(*id).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
     /// Blocks until a job may be available (an enqueue happened) or `max_wait` passed.
     /// The default just sleeps; storages with notifications wake earlier.
     async fn wait_for_work(&self, max_wait: Duration) {
@@ -179,6 +192,9 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
     }
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         (**self).job(id).await
+    }
+    async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>> {
+        (**self).jobs(ids).await
     }
     async fn wait_for_work(&self, max_wait: Duration) {
         (**self).wait_for_work(max_wait).await;

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             keep_alive_reports_lost_jobs,
             delete_and_requeue,
             missing_job_is_an_error,
+            many_jobs_read_at_once,
             prune_respects_retention,
             leadership_is_exclusive,
             server_registry,
@@ -653,6 +654,42 @@ pub async fn missing_job_is_an_error(storage: Arc<dyn Storage>) {
     assert!(
         matches!(storage.requeue(missing, "x", at(0)).await, Err(Error::JobNotFound(id)) if id == missing)
     );
+}
+
+/// `jobs(ids)` returns the same records as `job(id)` one by one, in the order asked, without
+/// the missing ones.
+pub async fn many_jobs_read_at_once(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let ids = enqueue(
+        storage,
+        vec![
+            job("a", "default"),
+            job("b", "default"),
+            job("c", "default"),
+        ],
+    )
+    .await;
+    let fetched = fetch(storage, 2).await;
+    assert_eq!(fetched.len(), 2);
+    complete(storage, ids[0], SERVER, at(2), succeeded(None)).await;
+    let missing = JobId(987_654_321);
+    let asked = [ids[2], missing, ids[0], ids[1]];
+    let records = storage.jobs(&asked).await.expect("jobs");
+    let one_by_one = vec![
+        record(storage, ids[2]).await,
+        record(storage, ids[0]).await,
+        record(storage, ids[1]).await,
+    ];
+    assert_eq!(records, one_by_one);
+    assert_eq!(
+        records.iter().map(|r| r.state).collect::<Vec<_>>(),
+        [
+            JobState::Enqueued,
+            JobState::Succeeded,
+            JobState::Processing
+        ]
+    );
+    assert!(storage.jobs(&[]).await.expect("none").is_empty());
 }
 
 /// Succeeded and Deleted jobs expire after the retention; Failed only when asked.
