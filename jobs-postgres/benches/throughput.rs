@@ -3,7 +3,7 @@
 //! ```text
 //! cargo bench -p jobs-postgres --bench throughput -- [SCENARIO ...] [--storage postgres|memory]
 //!     [--jobs N] [--workers N (default 100)] [--fetch-buffer N (default workers / 2)]
-//!     [--soak-seconds N]
+//!     [--repeat N (default 1)] [--soak-seconds N]
 //! ```
 //!
 //! Scenarios: `enqueue-single`, `enqueue-batch`, `process`, `steady`, `latency`, `ceiling`,
@@ -76,6 +76,9 @@ struct Options {
     workers: usize,
     /// The server's fetch buffer; the library's default (half the workers) when not given.
     fetch_buffer: Option<usize>,
+    /// Rounds of the scenarios (each round runs them all, in order); the summary gives each
+    /// metric's median.
+    repeat: usize,
     soak_seconds: u64,
     url: String,
 }
@@ -97,6 +100,7 @@ fn parse_options() -> anyhow::Result<Options> {
         jobs: None,
         workers: 100,
         fetch_buffer: None,
+        repeat: 1,
         soak_seconds: 600,
         url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
@@ -118,6 +122,12 @@ fn parse_options() -> anyhow::Result<Options> {
             "--workers" => options.workers = value("--workers")?.parse()?,
             "--fetch-buffer" => options.fetch_buffer = Some(value("--fetch-buffer")?.parse()?),
             "--soak-seconds" => options.soak_seconds = value("--soak-seconds")?.parse()?,
+            "--repeat" => {
+                options.repeat = value("--repeat")?.parse()?;
+                if options.repeat == 0 {
+                    bail!("--repeat needs at least 1 round");
+                }
+            }
             "all" => options.scenarios.extend(
                 SCENARIOS
                     .iter()
@@ -166,11 +176,27 @@ impl Report {
         ));
     }
 
-    fn get(&self, scenario: &str, metric: &str) -> Option<f64> {
-        self.rows
+    /// Every value of a metric, one per round, sorted.
+    fn values(&self, scenario: &str, metric: &str) -> Vec<f64> {
+        let mut values: Vec<f64> = self
+            .rows
             .iter()
-            .find(|(s, m, _, _)| s == scenario && m == metric)
+            .filter(|(s, m, _, _)| s == scenario && m == metric)
             .map(|(_, _, v, _)| *v)
+            .collect();
+        values.sort_by(f64::total_cmp);
+        values
+    }
+
+    /// The median of a metric over the rounds.
+    fn get(&self, scenario: &str, metric: &str) -> Option<f64> {
+        let values = self.values(scenario, metric);
+        let middle = values.len() / 2;
+        match values.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(values[middle]),
+            _ => Some((values[middle - 1] + values[middle]) / 2.0),
+        }
     }
 
     fn summary(&self, kind: Kind) {
@@ -183,17 +209,33 @@ impl Report {
             (("process", "throughput"), ("ceiling", "process")),
             (("steady", "throughput"), ("ceiling", "process")),
         ]);
+        // One line per metric: the median over the rounds (and their range when there were
+        // several); the ratio is of the medians.
         println!();
-        println!("| scenario | metric | value | unit | ratio to ceiling |");
-        println!("| --- | --- | ---: | --- | ---: |");
-        for (scenario, metric, value, unit) in &self.rows {
+        println!("| scenario | metric | median | range | unit | ratio to ceiling |");
+        println!("| --- | --- | ---: | ---: | --- | ---: |");
+        let mut seen = std::collections::BTreeSet::new();
+        for (scenario, metric, _, unit) in &self.rows {
+            if !seen.insert((scenario.as_str(), metric.as_str())) {
+                continue;
+            }
+            let values = self.values(scenario, metric);
+            let Some(median) = self.get(scenario, metric) else {
+                continue;
+            };
+            let range = match (values.first(), values.last()) {
+                (Some(low), Some(high)) if values.len() > 1 => {
+                    format!("{} – {}", format_value(*low), format_value(*high))
+                }
+                _ => String::new(),
+            };
             let ratio = ceiling_of
                 .get(&(scenario.as_str(), metric.as_str()))
                 .and_then(|(s, m)| self.get(s, m))
-                .map(|ceiling| format!("{:.0} %", 100.0 * value / ceiling))
+                .map(|ceiling| format!("{:.0} %", 100.0 * median / ceiling))
                 .unwrap_or_default();
-            let value = format_value(*value);
-            println!("| {scenario} | {metric} | {value} | {unit} | {ratio} |");
+            let median = format_value(median);
+            println!("| {scenario} | {metric} | {median} | {range} | {unit} | {ratio} |");
         }
         println!("(storage: {})", kind.name());
     }
@@ -890,19 +932,24 @@ fn main() -> anyhow::Result<()> {
             drop_stale_schemas(&options.url).await?;
         }
         let mut report = Report::default();
-        for scenario in &options.scenarios {
-            let started = Instant::now();
-            match scenario.as_str() {
-                "enqueue-single" => enqueue_single(&options, &mut report).await?,
-                "enqueue-batch" => enqueue_batch(&options, &mut report).await?,
-                "process" => process(&options, &mut report).await?,
-                "steady" => steady(&options, &mut report).await?,
-                "latency" => latency(&options, &mut report).await?,
-                "ceiling" => ceiling(&options, &mut report).await?,
-                "soak" => soak(&options, &mut report).await?,
-                other => bail!("unknown scenario {other}"),
+        for round in 1..=options.repeat {
+            if options.repeat > 1 {
+                println!("# round {round} of {}", options.repeat);
             }
-            println!("# {scenario} took {:.1} s", started.elapsed().as_secs_f64());
+            for scenario in &options.scenarios {
+                let started = Instant::now();
+                match scenario.as_str() {
+                    "enqueue-single" => enqueue_single(&options, &mut report).await?,
+                    "enqueue-batch" => enqueue_batch(&options, &mut report).await?,
+                    "process" => process(&options, &mut report).await?,
+                    "steady" => steady(&options, &mut report).await?,
+                    "latency" => latency(&options, &mut report).await?,
+                    "ceiling" => ceiling(&options, &mut report).await?,
+                    "soak" => soak(&options, &mut report).await?,
+                    other => bail!("unknown scenario {other}"),
+                }
+                println!("# {scenario} took {:.1} s", started.elapsed().as_secs_f64());
+            }
         }
         report.summary(options.kind);
         anyhow::Ok(())
