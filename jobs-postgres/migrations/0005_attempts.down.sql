@@ -2,7 +2,7 @@
 -- ended attempts' entries are dropped with the columns (a row appended now would sort after
 -- the entry that ended its attempt).
 INSERT INTO __SCHEMA__.job_history (job_id, state, at, data)
-SELECT id, 'processing', state_at, jsonb_build_object('server', server_id, 'attempt', retry_count + 1)
+SELECT id, 'processing', state_at, __SCHEMA__.attempt_data(server_id, retry_count)
 FROM __SCHEMA__.jobs
 WHERE state = 'processing'
 ORDER BY id;
@@ -10,3 +10,5 @@ ORDER BY id;
 ALTER TABLE __SCHEMA__.job_history
     DROP COLUMN attempt_at,
     DROP COLUMN attempt_data;
+
+DROP FUNCTION __SCHEMA__.attempt_data(text, integer);

@@ -5,6 +5,15 @@
 -- `attempt_at` and `attempt_data`. One history row per attempt instead of two: the fetch's
 -- own history rows took 18 % of the PostgreSQL CPU per job (`process` benchmark: 0.093-0.100
 -- → 0.078-0.080 CPU-s per 1,000 jobs).
+
+-- The data of a Processing entry, for every statement that writes or reads one.
+CREATE FUNCTION __SCHEMA__.attempt_data(server_id text, retry_count integer)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT jsonb_build_object('server', server_id, 'attempt', retry_count + 1)
+$$;
+
 ALTER TABLE __SCHEMA__.job_history
     ADD COLUMN attempt_at   timestamptz,
     ADD COLUMN attempt_data jsonb;

@@ -8,8 +8,8 @@ use crate::options::quote_identifier;
 
 /// Creates jobs from parallel arrays, one element per job, with their first history entry, and
 /// notifies the channel once if any is Enqueued (and a channel is given: `$12` is NULL when the
-/// storage's notify throttle sends the notification itself, a moment later). Ids and queue positions are drawn in input
-/// order (the CTE is materialized: `nextval` runs once per row).
+/// storage's notify throttle sends the notification itself, a moment later). Ids and queue
+/// positions are drawn in input order (the CTE is materialized: `nextval` runs once per row).
 const ENQUEUE: &str = "
 WITH input AS MATERIALIZED (
     SELECT nextval('__SCHEMA__.jobs_id_seq') AS id,
@@ -132,7 +132,8 @@ FROM released WHERE (SELECT count(*) FROM notified) >= 0";
 ///
 /// No history row is written: the attempt's Processing entry is the row itself while it runs
 /// (`state_at`, `server_id`, `retry_count`), and goes into the history row of the state that
-/// ends the attempt (`attempt_at`, `attempt_data`: migration 0005).
+/// ends the attempt (columns `attempt_at` and `attempt_data`, built by the function
+/// `attempt_data()`: migration 0005).
 const FETCH: &str = "
 WITH picked AS MATERIALIZED (
     SELECT job.ctid
@@ -206,7 +207,7 @@ completed AS (
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
     SELECT id, state, at, reason, data,
-           started_at, jsonb_build_object('server', server_id, 'attempt', retry_count + 1)
+           started_at, __SCHEMA__.attempt_data(server_id, retry_count)
     FROM completed ORDER BY id
 ),
 counted AS (
@@ -252,10 +253,10 @@ deleted AS (
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
-    SELECT deleted.id, 'deleted', $3, $2, '{}'::jsonb, CASE WHEN target.state = 'processing' THEN target.state_at END,
+    SELECT deleted.id, 'deleted', $3, $2, '{}'::jsonb,
+           CASE WHEN target.state = 'processing' THEN target.state_at END,
            CASE WHEN target.state = 'processing'
-                THEN jsonb_build_object('server', target.server_id, 'attempt', target.retry_count + 1)
-           END
+                THEN __SCHEMA__.attempt_data(target.server_id, target.retry_count) END
     FROM deleted, target
 )
 SELECT state FROM target";
@@ -277,10 +278,10 @@ requeued AS (
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
-    SELECT requeued.id, 'enqueued', $3, $2, jsonb_build_object('queue', queue), CASE WHEN target.state = 'processing' THEN target.state_at END,
+    SELECT requeued.id, 'enqueued', $3, $2, jsonb_build_object('queue', queue),
+           CASE WHEN target.state = 'processing' THEN target.state_at END,
            CASE WHEN target.state = 'processing'
-                THEN jsonb_build_object('server', target.server_id, 'attempt', target.retry_count + 1)
-           END
+                THEN __SCHEMA__.attempt_data(target.server_id, target.retry_count) END
     FROM requeued, target
 ),
 notified AS (
@@ -354,8 +355,7 @@ fn records_sql(filter: &str) -> String {
                  UNION ALL
                      -- The running attempt is the row itself.
                      SELECT 9223372036854775807, 0, 'processing', job.state_at, NULL,
-                            jsonb_build_object('server', job.server_id,
-                                               'attempt', job.retry_count + 1)
+                            __SCHEMA__.attempt_data(job.server_id, job.retry_count)
                      WHERE job.state = 'processing'
              ) AS e
          ) AS history ON true
@@ -416,10 +416,10 @@ history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
     SELECT id, 'enqueued', $1,
            'lease expired: server ' || coalesce(server_id, '') || ' stopped responding',
-           '{}'::jsonb, CASE WHEN rescued.state = 'processing' THEN rescued.state_at END,
+           '{}'::jsonb,
+           CASE WHEN rescued.state = 'processing' THEN rescued.state_at END,
            CASE WHEN rescued.state = 'processing'
-                THEN jsonb_build_object('server', rescued.server_id, 'attempt', rescued.retry_count + 1)
-           END
+                THEN __SCHEMA__.attempt_data(rescued.server_id, rescued.retry_count) END
     FROM rescued ORDER BY id
 ),
 notified AS (
