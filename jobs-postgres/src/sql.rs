@@ -329,11 +329,11 @@ const RECORD_COLUMNS: &str = "
     ARRAY(SELECT child.id FROM __SCHEMA__.jobs AS child
           WHERE child.parent_id = job.id ORDER BY child.id) AS children";
 
-/// Jobs with their whole histories (one snapshot: each record and its history agree), those
-/// `filter` selects. Processing entries are not rows of their own (migration 0005): each comes
-/// from the history row of the state that ended its attempt, and the running attempt's from the
-/// job row.
-fn records_sql(filter: &str) -> String {
+/// The jobs `$1` names that exist, in its order, with their whole histories (one snapshot: each
+/// record and its history agree). Processing entries are not rows of their own (migration
+/// 0005): each comes from the history row of the state that ended its attempt, and the running
+/// attempt's from the job row.
+fn jobs_sql() -> String {
     format!(
         "SELECT {RECORD_COLUMNS},
                 history.states, history.ats, history.reasons, history.data
@@ -359,7 +359,8 @@ fn records_sql(filter: &str) -> String {
                      WHERE job.state = 'processing'
              ) AS e
          ) AS history ON true
-         {filter}"
+         WHERE job.id = ANY($1::bigint[])
+         ORDER BY array_position($1::bigint[], job.id)"
     )
 }
 
@@ -566,7 +567,6 @@ pub(crate) struct Sql {
     pub(crate) delete: String,
     pub(crate) requeue: String,
     pub(crate) rearm: String,
-    pub(crate) job: String,
     pub(crate) jobs: String,
     pub(crate) promote_scheduled: String,
     pub(crate) rescue_expired: String,
@@ -605,10 +605,7 @@ impl Sql {
             delete: t(DELETE),
             requeue: t(REQUEUE),
             rearm: t(REARM),
-            job: t(&records_sql("WHERE job.id = $1")),
-            jobs: t(&records_sql(
-                "WHERE job.id = ANY($1::bigint[]) ORDER BY array_position($1::bigint[], job.id)",
-            )),
+            jobs: t(&jobs_sql()),
             promote_scheduled: t(PROMOTE_SCHEDULED),
             rescue_expired: t(RESCUE_EXPIRED),
             prune: t(PRUNE),

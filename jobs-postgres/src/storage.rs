@@ -998,13 +998,7 @@ impl Storage for PostgresStorage {
     }
 
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
-        let client = self.client().await?;
-        let statement = self.db(&client).prepare("job", &self.inner.sql.job).await?;
-        let row = client
-            .query_opt(&statement, &[&id.0])
-            .await
-            .map_err(|e| self.inner.error("job", e))?;
-        Ok(row.map(|row| row::job_record(&row, true)).transpose()?)
+        Ok(self.jobs(&[id]).await?.pop())
     }
 
     async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>> {
