@@ -33,6 +33,13 @@ pub(crate) struct ServerConfig {
     pub(crate) completion_batch: usize,
 }
 
+impl ServerConfig {
+    /// Jobs fetched and not finished at most: the workers plus the fetch buffer.
+    pub(crate) fn claims(&self) -> usize {
+        self.workers + self.fetch_buffer
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);

@@ -183,16 +183,13 @@ impl Server {
         );
         let tracker = TaskTracker::new();
         let slots = producer::Slots {
-            claims: Arc::new(Semaphore::new(
-                shared.config.workers + shared.config.fetch_buffer,
-            )),
+            claims: Arc::new(Semaphore::new(shared.config.claims())),
             workers: Arc::new(Semaphore::new(shared.config.workers)),
             // A full completion batch may wait for the storage before finished jobs hold on
             // to their claims: with only the claims' worth, fetching stalled behind each
             // batch (process benchmark: 14.9k → 17.5k jobs/s).
             outcomes: Arc::new(Semaphore::new(
-                (shared.config.workers + shared.config.fetch_buffer)
-                    .max(shared.config.completion_batch),
+                shared.config.claims().max(shared.config.completion_batch),
             )),
         };
         let (completions, receiver) = mpsc::unbounded_channel();

@@ -41,7 +41,7 @@ pub(crate) async fn run(
         workers,
         outcomes,
     } = slots;
-    let capacity = shared.config.workers + shared.config.fetch_buffer;
+    let capacity = shared.config.claims();
     // Whether the last fetch took all it asked for (more jobs are probably waiting).
     let mut busy = false;
     let mut backoff = Duration::from_millis(100);
@@ -97,26 +97,18 @@ pub(crate) async fn run(
         let idle = fetched.is_empty();
         busy = fetched.len() == permits.len();
         for job in fetched {
-            let Some(permit) = permits.pop() else {
+            let claim = permits.pop();
+            if claim.is_none() {
                 // The storage returned more than asked; run them anyway.
                 tracing::warn!(id = %job.id, "storage returned more jobs than requested");
-                spawn(
-                    &shared,
-                    &tracker,
-                    &completions,
-                    (&workers, &outcomes),
-                    job,
-                    None,
-                );
-                continue;
-            };
+            }
             spawn(
                 &shared,
                 &tracker,
                 &completions,
                 (&workers, &outcomes),
                 job,
-                Some(permit),
+                claim,
             );
         }
         drop(permits);
