@@ -13,37 +13,39 @@ fn all_versions() -> Vec<u32> {
         .collect()
 }
 
-async fn tables(storage: &PostgresStorage) -> Vec<String> {
+/// The first column of what `sql` returns, as text.
+async fn strings(
+    storage: &PostgresStorage,
+    sql: &str,
+    params: &[&(dyn jobs_postgres::tokio_postgres::types::ToSql + Sync)],
+) -> Vec<String> {
     let client = storage.pool().get().await.expect("connection");
     client
-        .query(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relkind IN ('r', 'S', 'i') ORDER BY 1",
-            &[&storage.schema()],
-        )
+        .query(sql, params)
         .await
-        .expect("list tables")
+        .expect(sql)
         .iter()
         .map(|row| row.get(0))
         .collect()
 }
 
+async fn tables(storage: &PostgresStorage) -> Vec<String> {
+    strings(
+        storage,
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'S', 'i') ORDER BY 1",
+        &[&storage.schema()],
+    )
+    .await
+}
+
 /// The states of a job's history rows, read with SQL (whatever version the schema is at).
 async fn history_rows(storage: &PostgresStorage, id: JobId) -> Vec<String> {
-    let client = storage.pool().get().await.expect("connection");
-    client
-        .query(
-            &format!(
-                "SELECT state FROM \"{}\".job_history WHERE job_id = $1 ORDER BY seq",
-                storage.schema()
-            ),
-            &[&id.0],
-        )
-        .await
-        .expect("history rows")
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
+    let sql = format!(
+        "SELECT state FROM \"{}\".job_history WHERE job_id = $1 ORDER BY seq",
+        storage.schema()
+    );
+    strings(storage, &sql, &[&id.0]).await
 }
 
 /// The states of a job's history, as the storage reads them.

@@ -101,6 +101,32 @@ async fn fetch_uses_the_partial_index() {
     schema.teardown().await;
 }
 
+/// How long a `wait_for_work` of `waiter` (up to a minute) waited once `storage` enqueued the
+/// job `name`; fails if it was not woken within [`DEADLINE`].
+async fn waiting_woken_by_enqueue(
+    waiter: &PostgresStorage,
+    storage: &PostgresStorage,
+    name: &str,
+) -> Duration {
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            waiter.wait_for_work(Duration::from_secs(60)).await;
+            started.elapsed()
+        })
+    };
+    tokio::task::yield_now().await;
+    storage
+        .enqueue(vec![job(name, "default")], Utc::now())
+        .await
+        .expect("enqueue");
+    tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .unwrap_or_else(|_| panic!("`{name}` did not wake the waiter before the deadline"))
+        .expect("task")
+}
+
 /// The connections `connect` opens carry `SESSION_OPTIONS` beside the URL's own options.
 #[tokio::test]
 async fn connections_carry_the_session_options() {
@@ -219,24 +245,7 @@ async fn enqueue_wakes_a_listener_elsewhere() {
     }
     // The listener wakes waiters once when it connects; use that wake-up up.
     waiter.wait_for_work(Duration::from_millis(50)).await;
-    let waiting = {
-        let waiter = waiter.clone();
-        tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            waiter.wait_for_work(Duration::from_secs(60)).await;
-            started.elapsed()
-        })
-    };
-    tokio::task::yield_now().await;
-    schema
-        .storage()
-        .enqueue(vec![job("wake", "default")], Utc::now())
-        .await
-        .expect("enqueue");
-    let waited = tokio::time::timeout(DEADLINE, waiting)
-        .await
-        .expect("woken before the deadline")
-        .expect("task");
+    let waited = waiting_woken_by_enqueue(&waiter, schema.storage(), "wake").await;
     assert!(waited < DEADLINE, "woken after {waited:?}");
     drop(waiter);
     schema.teardown().await;
@@ -275,24 +284,7 @@ async fn throttled_enqueue_still_wakes_a_listener_elsewhere() {
     }
     // Use up a stored wake-up, then wait while a second enqueue falls inside the window.
     waiter.wait_for_work(Duration::from_millis(20)).await;
-    let waiting = {
-        let waiter = waiter.clone();
-        tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            waiter.wait_for_work(Duration::from_secs(60)).await;
-            started.elapsed()
-        })
-    };
-    tokio::task::yield_now().await;
-    schema
-        .storage()
-        .enqueue(vec![job("throttled", "default")], Utc::now())
-        .await
-        .expect("enqueue");
-    let waited = tokio::time::timeout(DEADLINE, waiting)
-        .await
-        .expect("woken by the deferred NOTIFY before the deadline")
-        .expect("task");
+    let waited = waiting_woken_by_enqueue(&waiter, schema.storage(), "throttled").await;
     assert!(waited < DEADLINE, "woken after {waited:?}");
     drop(waiter);
     schema.teardown().await;
