@@ -487,9 +487,11 @@ async fn enqueue_batch(options: &Options, report: &mut Report) -> anyhow::Result
         Kind::Memory => 1_000_000,
     });
     let client = fixture.client();
+    let postgres_cpu_before = postgres_cpu_seconds();
     let started = Instant::now();
     prefill(&client, total).await?;
     let elapsed = started.elapsed().as_secs_f64();
+    let postgres_cpu = postgres_cpu_seconds() - postgres_cpu_before;
     report.record(
         options.kind,
         "enqueue-batch",
@@ -497,6 +499,15 @@ async fn enqueue_batch(options: &Options, report: &mut Report) -> anyhow::Result
         total as f64 / elapsed,
         "jobs/s",
     );
+    if options.kind == Kind::Postgres {
+        report.record(
+            options.kind,
+            "enqueue-batch",
+            "postgres-cpu-per-1k-jobs",
+            postgres_cpu * 1000.0 / total as f64,
+            "cpu-s",
+        );
+    }
     fixture.teardown().await
 }
 
@@ -778,6 +789,7 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let db = connect().await?;
     let insert = db.prepare(&statements["enqueue"]).await?;
     let total = 200_000u64;
+    let postgres_cpu_before = postgres_cpu_seconds();
     let started = Instant::now();
     let mut n = 0;
     while n < total {
@@ -790,6 +802,13 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         "insert-batch",
         total as f64 / started.elapsed().as_secs_f64(),
         "jobs/s",
+    );
+    report.record(
+        options.kind,
+        "ceiling",
+        "insert-batch-postgres-cpu-per-1k-jobs",
+        (postgres_cpu_seconds() - postgres_cpu_before) * 1000.0 / total as f64,
+        "cpu-s",
     );
 
     // process: the 220,000 jobs just inserted, claimed and completed by 4 connections, each
@@ -890,7 +909,8 @@ async fn enqueue_raw(
     let conditions: Vec<Option<&str>> = vec![None; n];
     let recurring: Vec<Option<&str>> = vec![None; n];
     let reasons: Vec<Option<&str>> = vec![None; n];
-    let data = vec![serde_json::json!({"queue": "bench"}); n];
+    // NULL entry data: created Enqueued with no reason, as the storage sends it.
+    let data: Vec<Option<serde_json::Value>> = vec![None; n];
     let now = Utc::now();
     let channel: Option<&str> = None;
     db.query(

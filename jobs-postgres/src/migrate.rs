@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "servers", "0003_servers"),
     migration!(4, "stats", "0004_stats"),
     migration!(5, "attempts", "0005_attempts"),
+    migration!(6, "created", "0006_created"),
 ];
 
 /// The newest schema version this crate knows.

@@ -10,6 +10,10 @@ use crate::options::quote_identifier;
 /// notifies the channel once if any is Enqueued (and a channel is given: `$12` is NULL when the
 /// storage's notify throttle sends the notification itself, a moment later). Ids and queue
 /// positions are drawn in input order (the CTE is materialized: `nextval` runs once per row).
+///
+/// A job whose entry data (`$10`) is NULL was created Enqueued with no reason: its first entry
+/// (Enqueued at `created_at`, its queue as data) is the row itself (`created_enqueued`,
+/// migration 0006), and no history row is written.
 const ENQUEUE: &str = "
 WITH input AS MATERIALIZED (
     SELECT nextval('__SCHEMA__.jobs_id_seq') AS id,
@@ -22,14 +26,15 @@ WITH input AS MATERIALIZED (
 ),
 inserted AS (
     INSERT INTO __SCHEMA__.jobs (id, position, name, queue, args, state, created_at, state_at,
-                                 enqueued_at, run_at, parent_id, continue_on, recurring_id)
+                                 enqueued_at, run_at, parent_id, continue_on, recurring_id,
+                                 created_enqueued)
     SELECT id, position, name, queue, args, state, $11, $11, $11, run_at, parent_id,
-           continue_on, recurring_id
+           continue_on, recurring_id, data IS NULL
     FROM input
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
-    SELECT id, state, $11, reason, data FROM input
+    SELECT id, state, $11, reason, data FROM input WHERE data IS NOT NULL
 ),
 notified AS (
     SELECT pg_notify($12, '')
@@ -332,7 +337,8 @@ const RECORD_COLUMNS: &str = "
 /// The jobs `$1` names that exist, in its order, with their whole histories (one snapshot: each
 /// record and its history agree). Processing entries are not rows of their own (migration
 /// 0005): each comes from the history row of the state that ended its attempt, and the running
-/// attempt's from the job row.
+/// attempt's from the job row; the first entry of a job created Enqueued with no reason comes
+/// from the job row too (migration 0006).
 fn jobs_sql() -> String {
     format!(
         "SELECT {RECORD_COLUMNS},
@@ -344,9 +350,14 @@ fn jobs_sql() -> String {
                     array_agg(e.reason ORDER BY e.seq, e.step) AS reasons,
                     array_agg(e.data ORDER BY e.seq, e.step) AS data
              FROM (
+                     -- Created Enqueued with no reason: the first entry (history rows have
+                     -- `seq` from 1).
+                     SELECT 0 AS seq, 1 AS step, 'enqueued' AS state, job.created_at AS at,
+                            NULL::text AS reason, jsonb_build_object('queue', job.queue) AS data
+                     WHERE job.created_enqueued
+                 UNION ALL
                      -- The Processing entry of the attempt a history row ended comes first.
-                     SELECT h.seq, 0 AS step, 'processing' AS state, h.attempt_at AS at,
-                            NULL::text AS reason, h.attempt_data AS data
+                     SELECT h.seq, 0, 'processing', h.attempt_at, NULL, h.attempt_data
                      FROM __SCHEMA__.job_history AS h
                      WHERE h.job_id = job.id AND h.attempt_at IS NOT NULL
                  UNION ALL

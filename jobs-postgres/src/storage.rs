@@ -558,7 +558,9 @@ impl PostgresStorage {
             conditions.push(condition);
             recurring_ids.push(job.recurring.as_ref().map(|origin| origin.id.as_str()));
             reasons.push(reason);
-            data.push(to_json(&entry)?);
+            // NULL: the entry is the row itself (created Enqueued with no reason; see ENQUEUE).
+            let plain = matches!(job.initial, InitialState::Enqueued) && job.recurring.is_none();
+            data.push(if plain { None } else { Some(to_json(&entry)?) });
         }
         let now = ts(now);
         let statement = db.prepare("enqueue", &sql.enqueue).await?;

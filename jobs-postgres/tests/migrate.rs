@@ -110,19 +110,25 @@ async fn up_down_up_and_rerun_is_a_no_op() {
         history_states(&storage, id).await,
         [JobState::Enqueued, JobState::Processing]
     );
+    // Since 0006 a plain enqueue's Enqueued entry is the job row too: no history row yet.
+    assert_eq!(history_rows(&storage, id).await, Vec::<String>::new());
 
-    // Down one version (0005: the running attempt gets its Processing row back), up again
-    // (the row goes back into the job row): the history reads the same.
+    // Down one version at a time: 0006 gives the Enqueued entry its row back, 0005 the running
+    // attempt its Processing row; up again, both go back into the job row. The history reads
+    // the same throughout.
+    let latest = latest_version();
     assert_eq!(
-        storage
-            .migrate_down_to(latest_version() - 1)
-            .await
-            .expect("down one"),
-        vec![latest_version()]
+        storage.migrate_down_to(latest - 1).await.expect("down one"),
+        vec![latest]
+    );
+    assert_eq!(history_rows(&storage, id).await, ["enqueued"]);
+    assert_eq!(
+        storage.migrate_down_to(latest - 2).await.expect("down two"),
+        vec![latest - 1]
     );
     assert_eq!(
         storage.applied_migrations().await.expect("status"),
-        all_versions()[..all_versions().len() - 1].to_vec()
+        all_versions()[..all_versions().len() - 2].to_vec()
     );
     assert_eq!(
         history_rows(&storage, id).await,
@@ -130,9 +136,10 @@ async fn up_down_up_and_rerun_is_a_no_op() {
         "jobs and their history survive"
     );
     assert_eq!(
-        storage.migrate().await.expect("up one"),
-        vec![latest_version()]
+        storage.migrate().await.expect("up two"),
+        vec![latest - 1, latest]
     );
+    // Created before 0006: its stored Enqueued row stays and is read as before.
     assert_eq!(history_rows(&storage, id).await, ["enqueued"]);
     assert_eq!(
         history_states(&storage, id).await,

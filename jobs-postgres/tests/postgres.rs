@@ -472,7 +472,8 @@ async fn undecodable_rows_are_clear_errors() {
         storage,
         &format!(
             "UPDATE {s}.jobs SET error = '{{\"unexpected\": true}}' WHERE id = {bad_error};
-             UPDATE {s}.job_history SET data = '{{\"attempt\": \"first\"}}' WHERE job_id = {bad_history};"
+             INSERT INTO {s}.job_history (job_id, state, at, data)
+             VALUES ({bad_history}, 'enqueued', now(), '{{\"attempt\": \"first\"}}');"
         ),
     )
     .await;
@@ -488,7 +489,8 @@ async fn undecodable_rows_are_clear_errors() {
     let message = error.to_string();
     assert!(
         message.contains(&format!(
-            "job {bad_history}, history entry 1 holds undecodable data"
+            // Entry 1 is its creation (from the job row), entry 2 the row written above.
+            "job {bad_history}, history entry 2 holds undecodable data"
         )),
         "{message}"
     );

@@ -106,7 +106,8 @@ async fn bad_input_fails_alone_and_clearly() {
     admin
         .execute(
             &format!(
-                "UPDATE \"{}\".job_history SET data = '[1, 2]' WHERE job_id = $1",
+                "INSERT INTO \"{}\".job_history (job_id, state, at, data)
+                 VALUES ($1, 'enqueued', now(), '[1, 2]')",
                 schema.schema()
             ),
             &[&corrupted.0],
@@ -151,10 +152,11 @@ async fn bad_input_fails_alone_and_clearly() {
         .job(corrupted)
         .await
         .expect_err("undecodable history");
+    // Which entry it is depends on whether the job had finished when the row was written.
+    let message = error.to_string();
     assert!(
-        error.to_string().contains(&format!(
-            "job {corrupted}, history entry 1 holds undecodable data"
-        )),
+        message.contains(&format!("job {corrupted}, history entry "))
+            && message.contains(" holds undecodable data"),
         "{error}"
     );
     let runs = executions(storage).await;

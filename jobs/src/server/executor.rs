@@ -24,7 +24,7 @@ const REASON_MESSAGE_LEN: usize = 200;
 
 pub(crate) async fn execute(
     shared: &Arc<Shared>,
-    job: FetchedJob,
+    mut job: FetchedJob,
     token: CancellationToken,
 ) -> Completion {
     let attempt = job.retry_count + 1;
@@ -41,7 +41,7 @@ pub(crate) async fn execute(
         let started = Instant::now();
         let entry = shared.registry.get(&job.name);
         let result = match entry {
-            Some(entry) => run(shared, entry, &job, attempt, token.clone()).await,
+            Some(entry) => run(shared, entry, &mut job, attempt, token.clone()).await,
             None => Err(JobError::new(
                 JobError::UNKNOWN_JOB,
                 format!("no job named `{}` is registered in this process", job.name),
@@ -88,27 +88,28 @@ fn completion(shared: &Shared, id: JobId, outcome: Outcome) -> Completion {
     }
 }
 
-/// Runs the job's function with its timeout, catching panics.
+/// Runs the job's function with its timeout, catching panics. Moves the arguments, queue and
+/// parent result out of `job` into the invocation (the outcome needs only its id and name).
 async fn run(
     shared: &Arc<Shared>,
     entry: &'static JobEntry,
-    job: &FetchedJob,
+    job: &mut FetchedJob,
     attempt: u32,
     token: CancellationToken,
 ) -> RunResult {
     let context = JobContext::new(ContextParts {
         id: job.id,
         name: job.name.clone(),
-        queue: job.queue.clone(),
+        queue: std::mem::take(&mut job.queue),
         attempt,
         created_at: job.created_at,
         server_id: shared.server_id.clone(),
         token: token.clone(),
         parent: job.parent,
-        parent_result: job.parent_result.clone(),
+        parent_result: job.parent_result.take(),
     });
     let invocation = Invocation {
-        args: job.args.clone(),
+        args: std::mem::take(&mut job.args),
         context,
         scope: Arc::new(Scope::new(shared.container.clone())),
     };

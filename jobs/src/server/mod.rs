@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -73,7 +74,7 @@ pub(crate) struct Shared {
     pub(crate) retry: Arc<dyn RetryPolicy>,
     pub(crate) job_retry: HashMap<String, Arc<dyn RetryPolicy>>,
     /// Running jobs and their cancellation tokens.
-    pub(crate) running: Mutex<HashMap<JobId, CancellationToken>>,
+    pub(crate) running: Mutex<FxHashMap<JobId, CancellationToken>>,
     /// Fires first on shutdown: no more fetching.
     pub(crate) stop_fetching: CancellationToken,
     /// Fires after the grace period, with every running job's token.
@@ -83,7 +84,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn running(&self) -> MutexGuard<'_, HashMap<JobId, CancellationToken>> {
+    pub(crate) fn running(&self) -> MutexGuard<'_, FxHashMap<JobId, CancellationToken>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -149,7 +150,7 @@ impl Server {
                 server_id: server_id(),
                 retry: builder.retry,
                 job_retry: builder.job_retry,
-                running: Mutex::new(HashMap::new()),
+                running: Mutex::new(FxHashMap::default()),
                 stop_fetching: CancellationToken::new(),
                 cancel_jobs,
                 stop_background: CancellationToken::new(),
