@@ -539,7 +539,15 @@ impl PostgresStorage {
         let mut reasons: Vec<Option<String>> = Vec::with_capacity(jobs.len());
         let mut data = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            let (state, reason, entry) = initial_entry(job);
+            // Created Enqueued with no reason: the entry is the row itself, its data NULL (see
+            // ENQUEUE); otherwise a history row with the entry `MemoryStorage` records.
+            let plain = matches!(job.initial, InitialState::Enqueued) && job.recurring.is_none();
+            let (state, reason, entry) = if plain {
+                (JobState::Enqueued, None, None)
+            } else {
+                let (state, reason, entry) = initial_entry(job);
+                (state, reason, Some(to_json(&entry)?))
+            };
             names.push(job.name.as_str());
             queues.push(job.queue.as_str());
             args.push(job.args.as_str());
@@ -558,9 +566,7 @@ impl PostgresStorage {
             conditions.push(condition);
             recurring_ids.push(job.recurring.as_ref().map(|origin| origin.id.as_str()));
             reasons.push(reason);
-            // NULL: the entry is the row itself (created Enqueued with no reason; see ENQUEUE).
-            let plain = matches!(job.initial, InitialState::Enqueued) && job.recurring.is_none();
-            data.push(if plain { None } else { Some(to_json(&entry)?) });
+            data.push(entry);
         }
         let now = ts(now);
         let statement = db.prepare("enqueue", &sql.enqueue).await?;
