@@ -42,7 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "servers", "0003_servers"),
     migration!(4, "stats", "0004_stats"),
     migration!(5, "attempts", "0005_attempts"),
-    migration!(6, "created", "0006_created"),
+    migration!(6, "row_entries", "0006_row_entries"),
 ];
 
 /// The newest schema version this crate knows.

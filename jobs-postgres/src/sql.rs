@@ -168,6 +168,10 @@ FROM claimed ORDER BY priority, position";
 /// Applies a batch of outcomes, each only where the job is still Processing under the
 /// completion's server: state, history, retry count, result and error, hourly statistics.
 /// Rows are locked in id order so concurrent batches cannot deadlock.
+///
+/// A success (no reason) writes no history row: its entry and its attempt's Processing entry
+/// stay in the row (`succeeded_data` without the result, `started_at`, and the row keeps
+/// `server_id`; migration 0006) until a delete or requeue writes them out.
 const COMPLETE: &str = "
 WITH input AS MATERIALIZED (
     SELECT *
@@ -197,23 +201,25 @@ completed AS (
     SET state = held.state,
         state_at = held.at,
         run_at = held.run_at,
-        server_id = NULL,
+        server_id = CASE WHEN held.in_row THEN job.server_id END,
         lease_until = NULL,
         enqueued_at = CASE WHEN held.state = 'enqueued' THEN held.at ELSE job.enqueued_at END,
         retry_count = job.retry_count + CASE WHEN held.failed THEN 1 ELSE 0 END,
         result = CASE WHEN held.state = 'succeeded' THEN held.data -> 'result'
                       ELSE job.result END,
-        error = COALESCE(held.data -> 'error', job.error)
-    FROM held
+        error = COALESCE(held.data -> 'error', job.error),
+        succeeded_data = CASE WHEN held.in_row THEN held.data - 'result' END,
+        started_at = CASE WHEN held.in_row THEN held.started_at END
+    FROM (SELECT *, state = 'succeeded' AND reason IS NULL AS in_row FROM held) AS held
     WHERE job.id = held.id
-    RETURNING job.id, held.state, held.at, held.reason, held.data, held.failed,
+    RETURNING job.id, held.state, held.at, held.reason, held.data, held.failed, held.in_row,
               held.started_at, held.server_id, held.retry_count
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
     SELECT id, state, at, reason, data,
            started_at, __SCHEMA__.attempt_data(server_id, retry_count)
-    FROM completed ORDER BY id
+    FROM completed WHERE NOT in_row ORDER BY id
 ),
 counted AS (
     INSERT INTO __SCHEMA__.stats AS stat (hour, shard, succeeded, failed)
@@ -244,55 +250,72 @@ FROM held WHERE job.id = held.id
 RETURNING job.id";
 
 /// Moves a job to Deleted unless it already is. Returns its previous state (no row: no job).
-const DELETE: &str = "
-WITH target AS (
-    SELECT id, state, state_at, server_id, retry_count
-    FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
-),
-deleted AS (
-    UPDATE __SCHEMA__.jobs AS job
-    SET state = 'deleted', state_at = $3, run_at = NULL, server_id = NULL, lease_until = NULL
-    FROM target
-    WHERE job.id = target.id AND target.state <> 'deleted'
-    RETURNING job.id
-),
-history AS (
-    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
-    SELECT deleted.id, 'deleted', $3, $2, '{}'::jsonb,
-           CASE WHEN target.state = 'processing' THEN target.state_at END,
-           CASE WHEN target.state = 'processing'
-                THEN __SCHEMA__.attempt_data(target.server_id, target.retry_count) END
-    FROM deleted, target
-)
-SELECT state FROM target";
+fn delete_sql() -> String {
+    manual_change_sql("deleted", "", "'{}'::jsonb", "SELECT state FROM target")
+}
 
 /// Moves a job to the tail of its queue unless it is Enqueued already. Returns its previous
 /// state (no row: no job).
-const REQUEUE: &str = "
-WITH target AS (
-    SELECT id, state, state_at, server_id, retry_count
-    FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
-),
-requeued AS (
-    UPDATE __SCHEMA__.jobs AS job
-    SET state = 'enqueued', state_at = $3, run_at = NULL, server_id = NULL, lease_until = NULL,
-        position = nextval('__SCHEMA__.job_positions'), enqueued_at = $3
-    FROM target
-    WHERE job.id = target.id AND target.state <> 'enqueued'
-    RETURNING job.id, job.queue
-),
-history AS (
-    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data, attempt_at, attempt_data)
-    SELECT requeued.id, 'enqueued', $3, $2, jsonb_build_object('queue', queue),
-           CASE WHEN target.state = 'processing' THEN target.state_at END,
-           CASE WHEN target.state = 'processing'
-                THEN __SCHEMA__.attempt_data(target.server_id, target.retry_count) END
-    FROM requeued, target
-),
-notified AS (
-    SELECT pg_notify($4, '') FROM requeued
-)
-SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0";
+fn requeue_sql() -> String {
+    manual_change_sql(
+        "enqueued",
+        ", position = nextval('__SCHEMA__.job_positions'), enqueued_at = $3",
+        "jsonb_build_object('queue', changed.queue)",
+        ", notified AS (
+             SELECT pg_notify($4, '') FROM changed
+         )
+         SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0",
+    )
+}
+
+/// A manual state change (delete, requeue) of job `$1` to `state` with reason `$2` at `$3`,
+/// unless it is in that state already: `set` adds to the row's update, `data` is the new
+/// entry's data, `tail` ends the statement (`, more AS (…)` CTEs, then the final `SELECT`).
+///
+/// The history row of the new state carries the Processing entry of the attempt it ends (a
+/// running job's, from the row: migration 0005). A Succeeded job's own entry and its
+/// attempt's, held by the row (migration 0006), are written out first, as a history row of
+/// their own.
+fn manual_change_sql(state: &str, set: &str, data: &str, tail: &str) -> String {
+    format!(
+        "WITH target AS (
+             SELECT id, state, state_at, server_id, retry_count, result, succeeded_data, started_at
+             FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
+         ),
+         changed AS (
+             UPDATE __SCHEMA__.jobs AS job
+             SET state = '{state}', state_at = $3, run_at = NULL, server_id = NULL,
+                 lease_until = NULL, succeeded_data = NULL, started_at = NULL{set}
+             FROM target
+             WHERE job.id = target.id AND target.state <> '{state}'
+             RETURNING job.id, job.queue
+         ),
+         history AS (
+             INSERT INTO __SCHEMA__.job_history
+                 (job_id, state, at, reason, data, attempt_at, attempt_data)
+             SELECT job_id, state, at, reason, data, attempt_at, attempt_data
+             FROM (
+                     SELECT 0 AS ord, target.id AS job_id, 'succeeded' AS state,
+                            target.state_at AS at, NULL::text AS reason,
+                            __SCHEMA__.succeeded_entry_data(target.succeeded_data, target.result)
+                                AS data,
+                            target.started_at AS attempt_at,
+                            __SCHEMA__.attempt_data(target.server_id, target.retry_count)
+                                AS attempt_data
+                     FROM target WHERE target.succeeded_data IS NOT NULL
+                 UNION ALL
+                     SELECT 1, changed.id, '{state}', $3, $2, {data},
+                            CASE WHEN target.state = 'processing' THEN target.state_at END,
+                            CASE WHEN target.state = 'processing'
+                                 THEN __SCHEMA__.attempt_data(target.server_id, target.retry_count)
+                            END
+                     FROM changed, target
+             ) AS entries
+             ORDER BY ord
+         )
+         {tail}"
+    )
+}
 
 /// Puts back to Awaiting the continuations a requeued parent's deletion had deleted (their last
 /// history reason starts with `$3`), down the chain.
@@ -329,7 +352,10 @@ SELECT count(*) FROM rearmed";
 /// Columns of a job record, for `job` and `list_jobs` (`job` is the row's alias).
 const RECORD_COLUMNS: &str = "
     job.id, job.name, job.queue, job.args, job.state, job.created_at, job.state_at, job.run_at,
-    job.retry_count, job.server_id, job.parent_id, job.continue_on, job.recurring_id,
+    job.retry_count,
+    -- A Succeeded row keeps the server of its entry (migration 0006): not a lease holder.
+    CASE WHEN job.state = 'processing' THEN job.server_id END AS server_id,
+    job.parent_id, job.continue_on, job.recurring_id,
     job.result, job.error,
     ARRAY(SELECT child.id FROM __SCHEMA__.jobs AS child
           WHERE child.parent_id = job.id ORDER BY child.id) AS children";
@@ -337,8 +363,8 @@ const RECORD_COLUMNS: &str = "
 /// The jobs `$1` names that exist, in its order, with their whole histories (one snapshot: each
 /// record and its history agree). Processing entries are not rows of their own (migration
 /// 0005): each comes from the history row of the state that ended its attempt, and the running
-/// attempt's from the job row; the first entry of a job created Enqueued with no reason comes
-/// from the job row too (migration 0006).
+/// attempt's from the job row; the first entry of a job created Enqueued with no reason, and a
+/// Succeeded job's entry with its attempt's, come from the job row too (migration 0006).
 fn jobs_sql() -> String {
     format!(
         "SELECT {RECORD_COLUMNS},
@@ -368,6 +394,16 @@ fn jobs_sql() -> String {
                      SELECT 9223372036854775807, 0, 'processing', job.state_at, NULL,
                             __SCHEMA__.attempt_data(job.server_id, job.retry_count)
                      WHERE job.state = 'processing'
+                 UNION ALL
+                     -- So is a success, with the attempt that succeeded, until a delete or
+                     -- requeue writes them out.
+                     SELECT 9223372036854775807, 0, 'processing', job.started_at, NULL,
+                            __SCHEMA__.attempt_data(job.server_id, job.retry_count)
+                     WHERE job.succeeded_data IS NOT NULL
+                 UNION ALL
+                     SELECT 9223372036854775807, 1, 'succeeded', job.state_at, NULL,
+                            __SCHEMA__.succeeded_entry_data(job.succeeded_data, job.result)
+                     WHERE job.succeeded_data IS NOT NULL
              ) AS e
          ) AS history ON true
          WHERE job.id = ANY($1::bigint[])
@@ -613,8 +649,8 @@ impl Sql {
             fetch: t(FETCH),
             complete: t(COMPLETE),
             keep_alive: t(KEEP_ALIVE),
-            delete: t(DELETE),
-            requeue: t(REQUEUE),
+            delete: t(&delete_sql()),
+            requeue: t(&requeue_sql()),
             rearm: t(REARM),
             jobs: t(&jobs_sql()),
             promote_scheduled: t(PROMOTE_SCHEDULED),

@@ -1,7 +1,7 @@
 //! Migrations: up → down → up, re-running is a no-op, concurrent runs migrate once, and the
 //! storage explains what is wrong with a schema that was never migrated or a bad name.
 
-use jobs::storage::{FetchRequest, InitialState, NewJob};
+use jobs::storage::{Completion, FetchRequest, InitialState, NewJob, Outcome, StateData};
 use jobs::{JobId, JobState, Storage};
 use jobs_postgres::testing::TestSchema;
 use jobs_postgres::{latest_version, PostgresError, PostgresOptions, PostgresStorage, MIGRATIONS};
@@ -88,30 +88,53 @@ async fn up_down_up_and_rerun_is_a_no_op() {
         "a no-op"
     );
     assert_eq!(tables(&storage).await, migrated);
-    let id = storage
-        .enqueue(vec![job("a")], chrono::Utc::now())
+    let ids = storage
+        .enqueue(vec![job("a"), job("b")], chrono::Utc::now())
         .await
-        .expect("enqueue")[0];
-    // Running: since 0005 its Processing entry is read from the job row.
+        .expect("enqueue");
+    let (id, done) = (ids[0], ids[1]);
+    // `id` running: since 0005 its Processing entry is read from the job row; `done` succeeded.
     let now = chrono::Utc::now();
     let queues = ["default".to_owned()];
     let fetched = storage
         .fetch(FetchRequest {
             server_id: "server-a",
             queues: &queues,
-            limit: 1,
+            limit: 2,
             now,
             lease_until: now + chrono::TimeDelta::seconds(60),
         })
         .await
         .expect("fetch");
-    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched.len(), 2);
+    storage
+        .complete(vec![Completion {
+            id: done,
+            server_id: "server-a".to_owned(),
+            at: chrono::Utc::now(),
+            outcome: Outcome::Succeeded {
+                data: StateData {
+                    result: Some(serde_json::json!({"total": 3})),
+                    ..StateData::default()
+                },
+            },
+        }])
+        .await
+        .expect("complete");
     assert_eq!(
         history_states(&storage, id).await,
         [JobState::Enqueued, JobState::Processing]
     );
-    // Since 0006 a plain enqueue's Enqueued entry is the job row too: no history row yet.
+    let succeeded = [
+        JobState::Enqueued,
+        JobState::Processing,
+        JobState::Succeeded,
+    ];
+    assert_eq!(history_states(&storage, done).await, succeeded);
+    // Since 0006 a plain enqueue's Enqueued entry and a success (with its attempt) are the job
+    // row too: no history rows at all.
     assert_eq!(history_rows(&storage, id).await, Vec::<String>::new());
+    assert_eq!(history_rows(&storage, done).await, Vec::<String>::new());
 
     // Down one version at a time: 0006 gives the Enqueued entry its row back, 0005 the running
     // attempt its Processing row; up again, both go back into the job row. The history reads
@@ -122,6 +145,10 @@ async fn up_down_up_and_rerun_is_a_no_op() {
         vec![latest]
     );
     assert_eq!(history_rows(&storage, id).await, ["enqueued"]);
+    assert_eq!(
+        history_rows(&storage, done).await,
+        ["enqueued", "succeeded"]
+    );
     assert_eq!(
         storage.migrate_down_to(latest - 2).await.expect("down two"),
         vec![latest - 1]
@@ -144,6 +171,18 @@ async fn up_down_up_and_rerun_is_a_no_op() {
     assert_eq!(
         history_states(&storage, id).await,
         [JobState::Enqueued, JobState::Processing]
+    );
+    // 0005's down dropped the Processing entry of the ended attempt (said in its file).
+    assert_eq!(
+        history_states(&storage, done).await,
+        [JobState::Enqueued, JobState::Succeeded]
+    );
+    let record = storage.job(done).await.expect("job").expect("exists");
+    assert_eq!(record.result, Some(serde_json::json!({"total": 3})));
+    assert_eq!(
+        record.history[1].data.result,
+        Some(serde_json::json!({"total": 3})),
+        "the entry written out by 0006's down has its result back"
     );
 
     // All the way down.

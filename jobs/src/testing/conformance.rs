@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             lapsed_lease_is_rescued,
             keep_alive_reports_lost_jobs,
             delete_and_requeue,
+            a_succeeded_job_keeps_its_history_when_requeued_and_deleted,
             missing_job_is_an_error,
             many_jobs_read_at_once,
             prune_respects_retention,
@@ -641,6 +642,105 @@ pub async fn delete_and_requeue(storage: Arc<dyn Storage>) {
         ids(&fetch_from(storage, SERVER, &["default"], 1, at(5)).await),
         vec![id]
     );
+}
+
+/// A success's entries (its attempt's Processing entry, then Succeeded with the attempt's data
+/// and result) read the same before and after the job is requeued, runs again and is deleted;
+/// every entry keeps its time, reason and data, in order.
+pub async fn a_succeeded_job_keeps_its_history_when_requeued_and_deleted(
+    storage: Arc<dyn Storage>,
+) {
+    let storage = storage.as_ref();
+    let id = enqueue(storage, vec![job("a", "default")]).await[0];
+    fetch(storage, 1).await;
+    complete(
+        storage,
+        id,
+        SERVER,
+        at(2),
+        succeeded(Some(serde_json::json!(7))),
+    )
+    .await;
+    let first = record(storage, id).await;
+    assert_eq!(first.server_id, None, "a finished job has no server");
+    assert!(storage.requeue(id, "again", at(3)).await.expect("requeue"));
+    assert_eq!(
+        ids(&fetch_from(storage, OTHER, &["default"], 1, at(4)).await),
+        vec![id]
+    );
+    complete(storage, id, OTHER, at(5), succeeded(None)).await;
+    let second = record(storage, id).await;
+    assert!(storage.delete(id, "gone", at(6)).await.expect("delete"));
+    let last = record(storage, id).await;
+
+    let entries = |record: &JobRecord| {
+        record
+            .history
+            .iter()
+            .map(|entry| {
+                (
+                    entry.state,
+                    entry.at,
+                    entry.reason.clone(),
+                    entry.data.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let processing = |server: &str| StateData {
+        server: Some(server.to_owned()),
+        attempt: Some(1),
+        ..StateData::default()
+    };
+    let success = |result: Option<serde_json::Value>| StateData {
+        result,
+        duration_ms: Some(5),
+        ..StateData::default()
+    };
+    let created = (
+        JobState::Enqueued,
+        first.created_at,
+        None,
+        StateData {
+            queue: Some("default".to_owned()),
+            ..StateData::default()
+        },
+    );
+    let first_run = vec![
+        created,
+        (JobState::Processing, at(1), None, processing(SERVER)),
+        (
+            JobState::Succeeded,
+            at(2),
+            None,
+            success(Some(serde_json::json!(7))),
+        ),
+    ];
+    assert_eq!(entries(&first), first_run);
+    let mut second_run = first_run.clone();
+    second_run.extend([
+        (
+            JobState::Enqueued,
+            at(3),
+            Some("again".to_owned()),
+            StateData {
+                queue: Some("default".to_owned()),
+                ..StateData::default()
+            },
+        ),
+        (JobState::Processing, at(4), None, processing(OTHER)),
+        (JobState::Succeeded, at(5), None, success(None)),
+    ]);
+    assert_eq!(entries(&second), second_run);
+    let mut deleted = second_run;
+    deleted.push((
+        JobState::Deleted,
+        at(6),
+        Some("gone".to_owned()),
+        StateData::default(),
+    ));
+    assert_eq!(entries(&last), deleted);
+    assert_eq!(last.result, None, "the last success had no result");
 }
 
 /// Changing a job that does not exist is an error, reading it is `None`.
