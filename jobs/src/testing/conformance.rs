@@ -717,7 +717,7 @@ pub async fn a_succeeded_job_keeps_its_history_when_requeued_and_deleted(
         ),
     ];
     assert_eq!(entries(&first), first_run);
-    let mut second_run = first_run.clone();
+    let mut second_run = first_run;
     second_run.extend([
         (
             JobState::Enqueued,
