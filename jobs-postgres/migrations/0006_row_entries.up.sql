@@ -12,7 +12,7 @@
 -- for Processing jobs). A statement that moves it out of Succeeded (delete, requeue) first
 -- writes that entry as a history row, as the completion did before.
 --
--- Each was a third of the rows and index entries its statement wrote (`enqueue-batch` and
+-- Each was a third or more of the rows and index entries its statement wrote (`enqueue-batch` and
 -- `process` benchmarks, PostgreSQL CPU per 1,000 jobs: see the README's Performance). Jobs
 -- created or finished before keep their stored rows (the new columns are false / NULL).
 ALTER TABLE __SCHEMA__.jobs

@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "stats", "0004_stats"),
     migration!(5, "attempts", "0005_attempts"),
     migration!(6, "row_entries", "0006_row_entries"),
+    migration!(7, "state_index", "0007_state_index"),
 ];
 
 /// The newest schema version this crate knows.

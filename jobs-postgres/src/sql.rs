@@ -583,8 +583,15 @@ const RECORD_RECURRING_RUN: &str = "
 UPDATE __SCHEMA__.recurring_jobs SET last_run = $2, last_job_id = $3 WHERE id = $1";
 
 /// Counts per state, Enqueued per queue, retries, recurring jobs and servers, in one trip.
+/// Jobs per state, Enqueued jobs per queue, and the dashboard's other totals. Each part reads
+/// the index that holds its jobs (migration 0007): `jobs_state_idx` all but the Enqueued,
+/// `jobs_fetch_idx` those.
 const COUNTS: &str = "
-SELECT 'state' AS kind, state AS key, count(*) AS count FROM __SCHEMA__.jobs GROUP BY state
+SELECT 'state' AS kind, state AS key, count(*) AS count FROM __SCHEMA__.jobs
+WHERE state <> 'enqueued' GROUP BY state
+UNION ALL
+SELECT 'state', 'enqueued', count(*) FROM __SCHEMA__.jobs WHERE state = 'enqueued'
+HAVING count(*) > 0
 UNION ALL
 SELECT 'queue', queue, count(*) FROM __SCHEMA__.jobs WHERE state = 'enqueued' GROUP BY queue
 UNION ALL

@@ -289,17 +289,18 @@ impl PostgresStorage {
         &self.inner.channel
     }
 
-    /// The SQL of `enqueue`, `fetch`, `complete` and the continuation release, as this storage
-    /// runs them. For the benchmark's `ceiling` scenario, which drives the same statements
-    /// without the library; not API.
+    /// The SQL of `enqueue`, `fetch`, `complete`, the continuation release and `counts`, as
+    /// this storage runs them. For the benchmark's `ceiling` scenario, which drives the same
+    /// statements without the library, and plan tests; not API.
     #[doc(hidden)]
-    pub fn __statements(&self) -> [(&'static str, &str); 4] {
+    pub fn __statements(&self) -> [(&'static str, &str); 5] {
         let sql = &self.inner.sql;
         [
             ("enqueue", sql.enqueue.as_str()),
             ("fetch", sql.fetch.as_str()),
             ("complete", sql.complete.as_str()),
             ("release", sql.release.as_str()),
+            ("counts", sql.counts.as_str()),
         ]
     }
 

@@ -101,6 +101,50 @@ async fn fetch_uses_the_partial_index() {
     schema.teardown().await;
 }
 
+/// The counts read Enqueued jobs from `jobs_fetch_idx` and the others from `jobs_state_idx`
+/// (which holds no Enqueued job since migration 0007), never the whole table.
+#[tokio::test]
+async fn counts_use_the_state_and_fetch_indexes() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let s = schema.schema();
+    sql(
+        storage,
+        &format!(
+            "INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
+             SELECT 'done', 'default', '{{}}', 'succeeded', now(), now(), now()
+             FROM generate_series(1, 20000);
+             INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
+             SELECT 'todo', 'default', '{{}}', 'enqueued', now(), now(), now()
+             FROM generate_series(1, 2000);
+             ANALYZE {s}.jobs;"
+        ),
+    )
+    .await;
+    let counts = storage.counts().await.expect("counts");
+    assert_eq!(counts.get(JobState::Succeeded), 20_000);
+    assert_eq!(counts.get(JobState::Enqueued), 2_000);
+    assert_eq!(counts.enqueued_by_queue.get("default"), Some(&2_000));
+    let statements: std::collections::BTreeMap<_, _> = storage.__statements().into_iter().collect();
+    let client = storage.pool().get().await.expect("connection");
+    let plan: Vec<String> = client
+        .query(&format!("EXPLAIN {}", statements["counts"]), &[])
+        .await
+        .expect("explain")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("jobs_state_idx"), "{plan}");
+    assert!(plan.contains("jobs_fetch_idx"), "{plan}");
+    assert!(
+        !plan.contains("Seq Scan on jobs"),
+        "no sequential scan of jobs:\n{plan}"
+    );
+    drop(client);
+    schema.teardown().await;
+}
+
 /// How long a `wait_for_work` of `waiter` (up to a minute) waited once `storage` enqueued the
 /// job `name`; fails if it was not woken within [`DEADLINE`].
 async fn waiting_woken_by_enqueue(
