@@ -390,16 +390,13 @@ fn jobs_sql() -> String {
                      SELECT h.seq, 1, h.state, h.at, h.reason, h.data
                      FROM __SCHEMA__.job_history AS h WHERE h.job_id = job.id
                  UNION ALL
-                     -- The running attempt is the row itself.
-                     SELECT 9223372036854775807, 0, 'processing', job.state_at, NULL,
-                            __SCHEMA__.attempt_data(job.server_id, job.retry_count)
-                     WHERE job.state = 'processing'
-                 UNION ALL
-                     -- So is a success, with the attempt that succeeded, until a delete or
-                     -- requeue writes them out.
-                     SELECT 9223372036854775807, 0, 'processing', job.started_at, NULL,
-                            __SCHEMA__.attempt_data(job.server_id, job.retry_count)
-                     WHERE job.succeeded_data IS NOT NULL
+                     -- The running attempt is the row itself; so is a success with the attempt
+                     -- that succeeded, until a delete or requeue writes them out.
+                     SELECT 9223372036854775807, 0, 'processing',
+                            CASE WHEN job.state = 'processing' THEN job.state_at
+                                 ELSE job.started_at END,
+                            NULL, __SCHEMA__.attempt_data(job.server_id, job.retry_count)
+                     WHERE job.state = 'processing' OR job.succeeded_data IS NOT NULL
                  UNION ALL
                      SELECT 9223372036854775807, 1, 'succeeded', job.state_at, NULL,
                             __SCHEMA__.succeeded_entry_data(job.succeeded_data, job.result)
@@ -582,16 +579,12 @@ RETURNING id";
 const RECORD_RECURRING_RUN: &str = "
 UPDATE __SCHEMA__.recurring_jobs SET last_run = $2, last_job_id = $3 WHERE id = $1";
 
-/// Counts per state, Enqueued per queue, retries, recurring jobs and servers, in one trip.
-/// Jobs per state, Enqueued jobs per queue, and the dashboard's other totals. Each part reads
-/// the index that holds its jobs (migration 0007): `jobs_state_idx` all but the Enqueued,
-/// `jobs_fetch_idx` those.
+/// Counts per state but Enqueued, Enqueued per queue (their sum is the Enqueued count),
+/// retries, recurring jobs and servers, in one trip. Each part reads the index that holds its
+/// jobs (migration 0007): `jobs_state_idx` all but the Enqueued, `jobs_fetch_idx` those.
 const COUNTS: &str = "
 SELECT 'state' AS kind, state AS key, count(*) AS count FROM __SCHEMA__.jobs
 WHERE state <> 'enqueued' GROUP BY state
-UNION ALL
-SELECT 'state', 'enqueued', count(*) FROM __SCHEMA__.jobs WHERE state = 'enqueued'
-HAVING count(*) > 0
 UNION ALL
 SELECT 'queue', queue, count(*) FROM __SCHEMA__.jobs WHERE state = 'enqueued' GROUP BY queue
 UNION ALL

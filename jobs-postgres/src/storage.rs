@@ -1318,6 +1318,11 @@ impl Storage for PostgresStorage {
                 _ => {}
             }
         }
+        // Enqueued jobs are counted once, per queue (see COUNTS).
+        let enqueued: u64 = counts.enqueued_by_queue.values().sum();
+        if enqueued > 0 {
+            counts.by_state.insert(JobState::Enqueued, enqueued);
+        }
         Ok(counts)
     }
 
