@@ -176,6 +176,24 @@ impl Report {
         ));
     }
 
+    /// `cpu_seconds` spent on `jobs` jobs, as CPU seconds per 1,000 jobs.
+    fn record_cpu(
+        &mut self,
+        kind: Kind,
+        scenario: &str,
+        metric: &str,
+        cpu_seconds: f64,
+        jobs: u64,
+    ) {
+        self.record(
+            kind,
+            scenario,
+            metric,
+            cpu_seconds * 1000.0 / jobs as f64,
+            "cpu-s",
+        );
+    }
+
     /// Every value of a metric, one per round, sorted.
     fn values(&self, scenario: &str, metric: &str) -> Vec<f64> {
         let mut values: Vec<f64> = self
@@ -500,12 +518,12 @@ async fn enqueue_batch(options: &Options, report: &mut Report) -> anyhow::Result
         "jobs/s",
     );
     if options.kind == Kind::Postgres {
-        report.record(
+        report.record_cpu(
             options.kind,
             "enqueue-batch",
             "postgres-cpu-per-1k-jobs",
-            postgres_cpu * 1000.0 / total as f64,
-            "cpu-s",
+            postgres_cpu,
+            total,
         );
     }
     fixture.teardown().await
@@ -541,20 +559,14 @@ async fn process(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         total as f64 / elapsed,
         "jobs/s",
     );
-    report.record(
-        options.kind,
-        "process",
-        "cpu-per-1k-jobs",
-        cpu * 1000.0 / total as f64,
-        "cpu-s",
-    );
+    report.record_cpu(options.kind, "process", "cpu-per-1k-jobs", cpu, total);
     if options.kind == Kind::Postgres {
-        report.record(
+        report.record_cpu(
             options.kind,
             "process",
             "postgres-cpu-per-1k-jobs",
-            postgres_cpu * 1000.0 / total as f64,
-            "cpu-s",
+            postgres_cpu,
+            total,
         );
     }
     fixture.teardown().await
@@ -758,7 +770,7 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     };
 
     // insert-single: 8 connections, one job per statement (autocommit).
-    let total = 20_000u64;
+    let singles = 20_000u64;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for producer in 0..8u64 {
@@ -767,7 +779,7 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let insert = db.prepare(&statements["enqueue"]).await?;
             let mut n = producer;
-            while n < total {
+            while n < singles {
                 enqueue_raw(&db, &insert, n, 1).await?;
                 n += 8;
             }
@@ -781,7 +793,7 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         options.kind,
         "ceiling",
         "insert-single",
-        total as f64 / started.elapsed().as_secs_f64(),
+        singles as f64 / started.elapsed().as_secs_f64(),
         "jobs/s",
     );
 
@@ -803,17 +815,18 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         total as f64 / started.elapsed().as_secs_f64(),
         "jobs/s",
     );
-    report.record(
+    report.record_cpu(
         options.kind,
         "ceiling",
         "insert-batch-postgres-cpu-per-1k-jobs",
-        (postgres_cpu_seconds() - postgres_cpu_before) * 1000.0 / total as f64,
-        "cpu-s",
+        postgres_cpu_seconds() - postgres_cpu_before,
+        total,
     );
 
     // process: the 220,000 jobs just inserted, claimed and completed by 4 connections, each
     // claiming 100 at a time and completing them in one BEGIN/complete/release/COMMIT round trip.
-    let remaining = Arc::new(AtomicU64::new(220_000));
+    let inserted = singles + total;
+    let remaining = Arc::new(AtomicU64::new(inserted));
     let postgres_cpu_before = postgres_cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -877,15 +890,15 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         options.kind,
         "ceiling",
         "process",
-        220_000.0 / started.elapsed().as_secs_f64(),
+        inserted as f64 / started.elapsed().as_secs_f64(),
         "jobs/s",
     );
-    report.record(
+    report.record_cpu(
         options.kind,
         "ceiling",
         "postgres-cpu-per-1k-jobs",
-        (postgres_cpu_seconds() - postgres_cpu_before) * 1000.0 / 220_000.0,
-        "cpu-s",
+        postgres_cpu_seconds() - postgres_cpu_before,
+        inserted,
     );
     fixture.teardown().await
 }

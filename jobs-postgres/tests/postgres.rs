@@ -65,16 +65,12 @@ async fn sql(storage: &PostgresStorage, statement: &str) {
     client.batch_execute(statement).await.expect(statement);
 }
 
-/// The fetch reads the head of the partial index of Enqueued jobs, however many finished jobs
-/// the table holds.
-#[tokio::test]
-async fn fetch_uses_the_partial_index() {
-    let schema = TestSchema::new().await;
-    let storage = schema.storage();
+/// Fills the schema's jobs table with 50,000 Succeeded jobs and 2,000 Enqueued ones (1,000 each
+/// in `default` and `critical`), statistics up to date.
+async fn finished_and_waiting(schema: &TestSchema) {
     let s = schema.schema();
-    // 50,000 finished jobs and 2,000 waiting ones, statistics up to date.
     sql(
-        storage,
+        schema.storage(),
         &format!(
             "INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
              SELECT 'done', 'default', '{{}}', 'succeeded', now(), now(), now()
@@ -87,6 +83,15 @@ async fn fetch_uses_the_partial_index() {
         ),
     )
     .await;
+}
+
+/// The fetch reads the head of the partial index of Enqueued jobs, however many finished jobs
+/// the table holds.
+#[tokio::test]
+async fn fetch_uses_the_partial_index() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    finished_and_waiting(&schema).await;
     let plan = explain_fetch(storage, &["critical", "default"], 10).await;
     println!("{plan}");
     assert!(
@@ -107,24 +112,12 @@ async fn fetch_uses_the_partial_index() {
 async fn counts_use_the_state_and_fetch_indexes() {
     let schema = TestSchema::new().await;
     let storage = schema.storage();
-    let s = schema.schema();
-    sql(
-        storage,
-        &format!(
-            "INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
-             SELECT 'done', 'default', '{{}}', 'succeeded', now(), now(), now()
-             FROM generate_series(1, 20000);
-             INSERT INTO {s}.jobs (name, queue, args, state, created_at, state_at, enqueued_at)
-             SELECT 'todo', 'default', '{{}}', 'enqueued', now(), now(), now()
-             FROM generate_series(1, 2000);
-             ANALYZE {s}.jobs;"
-        ),
-    )
-    .await;
+    finished_and_waiting(&schema).await;
     let counts = storage.counts().await.expect("counts");
-    assert_eq!(counts.get(JobState::Succeeded), 20_000);
+    assert_eq!(counts.get(JobState::Succeeded), 50_000);
     assert_eq!(counts.get(JobState::Enqueued), 2_000);
-    assert_eq!(counts.enqueued_by_queue.get("default"), Some(&2_000));
+    assert_eq!(counts.enqueued_by_queue.get("default"), Some(&1_000));
+    assert_eq!(counts.enqueued_by_queue.get("critical"), Some(&1_000));
     let statements: std::collections::BTreeMap<_, _> = storage.__statements().into_iter().collect();
     let client = storage.pool().get().await.expect("connection");
     let plan: Vec<String> = client
