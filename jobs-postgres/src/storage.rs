@@ -677,54 +677,60 @@ impl Inner {
 }
 
 /// One completion as the parallel arrays of `COMPLETE` want it.
-struct CompletionRow {
+struct CompletionRow<'a> {
     id: i64,
-    server_id: String,
+    server_id: &'a str,
     at: DateTime<Utc>,
     state: JobState,
-    reason: Option<String>,
+    reason: Option<&'a str>,
     data: serde_json::Value,
     run_at: Option<DateTime<Utc>>,
     failed: bool,
 }
 
-impl CompletionRow {
-    fn new(completion: Completion) -> Result<CompletionRow> {
-        let (state, reason, data, run_at, failed) = match completion.outcome {
-            Outcome::Succeeded { data } => (JobState::Succeeded, None, data, None, false),
+impl<'a> CompletionRow<'a> {
+    fn new(completion: &'a Completion) -> Result<CompletionRow<'a>> {
+        let (state, reason, data, run_at, failed) = match &completion.outcome {
+            Outcome::Succeeded { data } => (JobState::Succeeded, None, to_json(data)?, None, false),
             Outcome::Retry {
                 run_at,
                 reason,
-                mut data,
+                data,
             } => {
-                data.run_at = Some(run_at);
+                // The retry's time is part of its Scheduled entry's data (a rare path: a copy).
+                let data = StateData {
+                    run_at: Some(*run_at),
+                    ..data.clone()
+                };
                 (
                     JobState::Scheduled,
                     Some(reason),
-                    data,
-                    Some(ts(run_at)),
+                    to_json(&data)?,
+                    Some(ts(*run_at)),
                     true,
                 )
             }
-            Outcome::Failed { reason, data } => (JobState::Failed, Some(reason), data, None, true),
+            Outcome::Failed { reason, data } => {
+                (JobState::Failed, Some(reason), to_json(data)?, None, true)
+            }
             Outcome::Deleted { reason, data } => {
-                (JobState::Deleted, Some(reason), data, None, true)
+                (JobState::Deleted, Some(reason), to_json(data)?, None, true)
             }
             Outcome::Requeued { reason } => (
                 JobState::Enqueued,
                 Some(reason),
-                StateData::default(),
+                to_json(&StateData::default())?,
                 None,
                 false,
             ),
         };
         Ok(CompletionRow {
             id: completion.id.0,
-            server_id: completion.server_id,
+            server_id: &completion.server_id,
             at: ts(completion.at),
             state,
-            reason,
-            data: to_json(&data)?,
+            reason: reason.map(String::as_str),
+            data,
             run_at,
             failed,
         })
@@ -803,10 +809,10 @@ impl Storage for PostgresStorage {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
-    async fn complete(&self, completions: Vec<Completion>) -> Result<()> {
+    async fn complete(&self, completions: &[Completion]) -> Result<()> {
         let mut seen = HashSet::new();
         let rows = completions
-            .into_iter()
+            .iter()
             .filter(|completion| seen.insert(completion.id))
             .map(CompletionRow::new)
             .collect::<Result<Vec<_>>>()?;
@@ -825,10 +831,10 @@ impl Storage for PostgresStorage {
             .unzip();
         let requeued = rows.iter().any(|row| row.state == JobState::Enqueued);
         let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-        let servers: Vec<&str> = rows.iter().map(|row| row.server_id.as_str()).collect();
+        let servers: Vec<&str> = rows.iter().map(|row| row.server_id).collect();
         let ats: Vec<DateTime<Utc>> = rows.iter().map(|row| row.at).collect();
         let states: Vec<&str> = rows.iter().map(|row| row.state.as_str()).collect();
-        let reasons: Vec<Option<&str>> = rows.iter().map(|row| row.reason.as_deref()).collect();
+        let reasons: Vec<Option<&str>> = rows.iter().map(|row| row.reason).collect();
         let data: Vec<&serde_json::Value> = rows.iter().map(|row| &row.data).collect();
         let run_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.run_at).collect();
         let failed: Vec<bool> = rows.iter().map(|row| row.failed).collect();

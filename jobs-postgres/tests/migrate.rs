@@ -108,9 +108,9 @@ async fn up_down_up_and_rerun_is_a_no_op() {
         .expect("fetch");
     assert_eq!(fetched.len(), 2);
     storage
-        .complete(vec![Completion {
+        .complete(&[Completion {
             id: done,
-            server_id: "server-a".to_owned(),
+            server_id: "server-a".into(),
             at: chrono::Utc::now(),
             outcome: Outcome::Succeeded {
                 data: StateData {

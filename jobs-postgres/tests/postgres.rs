@@ -45,16 +45,16 @@ async fn fetch(storage: &dyn Storage, server: &str, queues: &[&str], limit: usiz
 async fn succeed(storage: &dyn Storage, server: &str, ids: &[JobId]) {
     storage
         .complete(
-            ids.iter()
+            &ids.iter()
                 .map(|id| Completion {
                     id: *id,
-                    server_id: server.to_owned(),
+                    server_id: server.into(),
                     at: Utc::now(),
                     outcome: Outcome::Succeeded {
                         data: StateData::default(),
                     },
                 })
-                .collect(),
+                .collect::<Vec<_>>(),
         )
         .await
         .expect("complete");
@@ -714,17 +714,17 @@ async fn batched_completions_release_at_each_parents_time() {
     let second = first + TimeDelta::seconds(5);
     storage
         .complete(
-            [(parents[0], first), (parents[1], second)]
+            &[(parents[0], first), (parents[1], second)]
                 .into_iter()
                 .map(|(id, at)| Completion {
                     id,
-                    server_id: "s".to_owned(),
+                    server_id: "s".into(),
                     at,
                     outcome: Outcome::Succeeded {
                         data: StateData::default(),
                     },
                 })
-                .collect(),
+                .collect::<Vec<_>>(),
         )
         .await
         .expect("complete");

@@ -252,9 +252,9 @@ fn rand_suffix() -> u64 {
 
 async fn finish(storage: &MemoryStorage, id: JobId, server: &str, outcome: Outcome) {
     storage
-        .complete(vec![Completion {
+        .complete(&[Completion {
             id,
-            server_id: server.to_owned(),
+            server_id: server.into(),
             at: Utc::now(),
             outcome,
         }])

@@ -59,7 +59,7 @@ async fn persist(shared: &Shared, batch: &mut Vec<Completion>, stopping: bool) {
     let mut backoff = Duration::from_millis(100);
     let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
     loop {
-        match shared.storage.complete(batch.clone()).await {
+        match shared.storage.complete(batch).await {
             Ok(()) => {
                 batch.clear();
                 return;

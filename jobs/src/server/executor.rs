@@ -48,7 +48,7 @@ pub(crate) async fn execute(
             )),
         };
         let data = StateData {
-            server: Some(shared.server_id.clone()),
+            server: Some(shared.server_id.to_string()),
             attempt: Some(attempt),
             duration_ms: Some(started.elapsed().as_millis() as u64),
             latency_ms: Some(latency_ms),

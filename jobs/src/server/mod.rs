@@ -1,7 +1,7 @@
 //! [`Server`]: a pool of workers that fetches jobs from the storage and runs them.
 //!
-//! Inside, one task per role: the `producer` fetches up to the free worker slots, the
-//! `executor` runs one job, the `completer` persists outcomes in batches, the `heartbeat`
+//! Inside, one task per role: the `producer` fetches up to the free worker slots and hands the
+//! jobs to the `worker` tasks, each of which runs one job at a time (the `executor`), the `completer` persists outcomes in batches, the `heartbeat`
 //! keeps the server and its jobs' leases alive, and the `maintenance` loop (on the elected
 //! server only) promotes due jobs, rescues lapsed leases, fires recurring jobs and prunes.
 
@@ -10,6 +10,7 @@ mod config;
 mod executor;
 mod heartbeat;
 mod producer;
+mod worker;
 
 #[allow(unused_imports)]
 pub(crate) use config::validate_queue;
@@ -70,7 +71,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) container: Arc<dyn Container>,
     pub(crate) config: ServerConfig,
-    pub(crate) server_id: String,
+    pub(crate) server_id: Arc<str>,
     pub(crate) retry: Arc<dyn RetryPolicy>,
     pub(crate) job_retry: HashMap<String, Arc<dyn RetryPolicy>>,
     /// Running jobs and their cancellation tokens.
@@ -147,7 +148,7 @@ impl Server {
                 registry,
                 container: builder.container,
                 config: builder.config,
-                server_id: server_id(),
+                server_id: server_id().into(),
                 retry: builder.retry,
                 job_retry: builder.job_retry,
                 running: Mutex::new(FxHashMap::default()),
@@ -167,7 +168,7 @@ impl Server {
     pub async fn start(self) -> Result<ServerHandle> {
         let shared = self.shared;
         let info = ServerInfo {
-            id: shared.server_id.clone(),
+            id: shared.server_id.to_string(),
             queues: shared.config.queues.clone(),
             workers: shared.config.workers,
             started_at: shared.clock.now(),
@@ -183,23 +184,20 @@ impl Server {
             "server started"
         );
         let tracker = TaskTracker::new();
-        let slots = producer::Slots {
-            claims: Arc::new(Semaphore::new(shared.config.claims())),
-            workers: Arc::new(Semaphore::new(shared.config.workers)),
-            // A full completion batch may wait for the storage before finished jobs hold on
-            // to their claims: with only the claims' worth, fetching stalled behind each
-            // batch (process benchmark: 14.9k → 17.5k jobs/s).
-            outcomes: Arc::new(Semaphore::new(
-                shared.config.claims().max(shared.config.completion_batch),
-            )),
-        };
+        // A full completion batch may wait for the storage before finished jobs hold on to
+        // their claims: with only the claims' worth, fetching stalled behind each batch
+        // (process benchmark: 14.9k → 17.5k jobs/s).
+        let outcomes = Arc::new(Semaphore::new(
+            shared.config.claims().max(shared.config.completion_batch),
+        ));
         let (completions, receiver) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::run(shared.clone(), receiver));
+        let (jobs, claimed) = async_channel::unbounded();
+        worker::start(&shared, &tracker, claimed, completions, outcomes);
         let producer = tokio::spawn(producer::run(
             shared.clone(),
-            slots,
-            tracker.clone(),
-            completions,
+            Arc::new(Semaphore::new(shared.config.claims())),
+            jobs,
         ));
         let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));
         let maintenance = tokio::spawn(crate::maintenance::run(shared.clone()));

@@ -1,16 +1,14 @@
 //! The producer: claims as many jobs as there are free slots (free workers plus a small local
-//! buffer, so a fetch round trip is not paid per finished job) and starts a task for each; a
-//! task waits for a free worker, or, if the server stops first, puts its job back.
+//! buffer, so a fetch round trip is not paid per finished job) and hands them to the workers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use super::completer::Finished;
-use super::{executor, Shared};
+use super::worker::Claimed;
+use super::Shared;
 use crate::clock;
 use crate::storage::FetchRequest;
 
@@ -20,27 +18,14 @@ const BATCH_WAIT: Duration = Duration::from_millis(2);
 /// Longest wait between fetch attempts after storage errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// The producer's limits: `claims` bounds the jobs fetched and not finished (workers plus
-/// buffer), `workers` the jobs running.
-pub(crate) struct Slots {
-    pub(crate) claims: Arc<Semaphore>,
-    pub(crate) workers: Arc<Semaphore>,
-    /// Bounds the outcomes not yet stored: when the storage lags this far behind, finished
-    /// jobs keep their claims and fetching waits.
-    pub(crate) outcomes: Arc<Semaphore>,
-}
-
+/// Claims jobs while `claims` (the jobs fetched and not finished: workers plus buffer) has
+/// room, and sends them to the workers. Dropping `workers` when it returns tells the workers
+/// that no more jobs come.
 pub(crate) async fn run(
     shared: Arc<Shared>,
-    slots: Slots,
-    tracker: TaskTracker,
-    completions: mpsc::UnboundedSender<Finished>,
+    claims: Arc<Semaphore>,
+    workers: async_channel::Sender<Claimed>,
 ) {
-    let Slots {
-        claims,
-        workers,
-        outcomes,
-    } = slots;
     let capacity = shared.config.claims();
     // Whether the last fetch took all it asked for (more jobs are probably waiting).
     let mut busy = false;
@@ -96,20 +81,25 @@ pub(crate) async fn run(
         };
         let idle = fetched.is_empty();
         busy = fetched.len() == permits.len();
-        for job in fetched {
-            let claim = permits.pop();
-            if claim.is_none() {
-                // The storage returned more than asked; run them anyway.
-                tracing::warn!(id = %job.id, "storage returned more jobs than requested");
+        {
+            let mut running = shared.running();
+            for job in fetched {
+                let claim = permits.pop();
+                if claim.is_none() {
+                    // The storage returned more than asked; run them anyway.
+                    tracing::warn!(id = %job.id, "storage returned more jobs than requested");
+                }
+                // Not a child of `cancel_jobs`: a child token locks its parent when made and
+                // dropped. Shutdown cancels the running jobs' tokens one by one instead.
+                let token = CancellationToken::new();
+                running.insert(job.id, token.clone());
+                // Fails only when no worker is left (each ends only after this sender is dropped,
+                // or by a panic outside a job): the job's lease then lapses and it runs again.
+                if let Err(error) = workers.try_send(Claimed { job, token, claim }) {
+                    let id = error.into_inner().job.id;
+                    tracing::error!(%id, "no worker left to run a claimed job");
+                }
             }
-            spawn(
-                &shared,
-                &tracker,
-                &completions,
-                (&workers, &outcomes),
-                job,
-                claim,
-            );
         }
         drop(permits);
         if idle {
@@ -119,44 +109,4 @@ pub(crate) async fn run(
             }
         }
     }
-}
-
-fn spawn(
-    shared: &Arc<Shared>,
-    tracker: &TaskTracker,
-    completions: &mpsc::UnboundedSender<Finished>,
-    (workers, outcomes): (&Arc<Semaphore>, &Arc<Semaphore>),
-    job: crate::storage::FetchedJob,
-    claim: Option<OwnedSemaphorePermit>,
-) {
-    // Not a child of `cancel_jobs`: a child token locks its parent when made and dropped.
-    // Shutdown cancels the running jobs' tokens one by one instead.
-    let token = CancellationToken::new();
-    shared.running().insert(job.id, token.clone());
-    let shared = shared.clone();
-    let completions = completions.clone();
-    let workers = workers.clone();
-    let outcomes = outcomes.clone();
-    tracker.spawn(async move {
-        let id = job.id;
-        let worker = tokio::select! {
-            biased;
-            () = shared.stop_fetching.cancelled() => None,
-            permit = workers.acquire_owned() => permit.ok(),
-        };
-        let completion = match worker {
-            Some(worker) => {
-                let completion = executor::execute(&shared, job, token).await;
-                drop(worker);
-                completion
-            }
-            None => executor::unstarted(&shared, &job),
-        };
-        shared.running().remove(&id);
-        // The completer outlives every job task, so the send only fails after an abandoned
-        // shutdown; the job's lease then lapses and another server runs it.
-        let stored_slot = outcomes.acquire_owned().await.ok();
-        drop(claim);
-        let _ = completions.send((completion, stored_slot));
-    });
 }

@@ -485,51 +485,54 @@ impl Storage for MemoryStorage {
         Ok(self.lock().fetch(&request))
     }
 
-    async fn complete(&self, completions: Vec<Completion>) -> Result<()> {
+    async fn complete(&self, completions: &[Completion]) -> Result<()> {
         let mut woke = false;
         {
             let mut state = self.lock();
             for completion in completions {
                 let held = state.jobs.get(&completion.id).is_some_and(|job| {
                     job.record.state == JobState::Processing
-                        && job.record.server_id.as_deref() == Some(completion.server_id.as_str())
+                        && job.record.server_id.as_deref() == Some(&*completion.server_id)
                 });
                 if !held {
                     continue;
                 }
                 let at = completion.at;
-                let (change, placement, failed_attempt) = match completion.outcome {
+                let (change, placement, failed_attempt) = match &completion.outcome {
                     Outcome::Succeeded { data } => (
-                        Change::new(JobState::Succeeded, at, None).with_data(data),
+                        Change::new(JobState::Succeeded, at, None).with_data(data.clone()),
                         Placement::Tail,
                         false,
                     ),
                     Outcome::Retry {
                         run_at,
                         reason,
-                        mut data,
+                        data,
                     } => {
-                        data.run_at = Some(run_at);
+                        let data = StateData {
+                            run_at: Some(*run_at),
+                            ..data.clone()
+                        };
                         (
-                            Change::new(JobState::Scheduled, at, reason).with_data(data),
+                            Change::new(JobState::Scheduled, at, reason.clone()).with_data(data),
                             Placement::Tail,
                             true,
                         )
                     }
                     Outcome::Failed { reason, data } => (
-                        Change::new(JobState::Failed, at, reason).with_data(data),
+                        Change::new(JobState::Failed, at, reason.clone()).with_data(data.clone()),
                         Placement::Tail,
                         true,
                     ),
                     Outcome::Deleted { reason, data } => (
-                        Change::new(JobState::Deleted, at, reason).with_data(data),
+                        Change::new(JobState::Deleted, at, reason.clone()).with_data(data.clone()),
                         Placement::Tail,
                         true,
                     ),
                     Outcome::Requeued { reason } => {
                         woke = true;
                         (
-                            Change::new(JobState::Enqueued, at, reason),
+                            Change::new(JobState::Enqueued, at, reason.clone()),
                             Placement::Original,
                             false,
                         )

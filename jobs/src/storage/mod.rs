@@ -39,7 +39,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Applies the outcomes of finished attempts. Each applies only if the job is still
     /// Processing under `server_id`'s lease; others are ignored.
-    async fn complete(&self, completions: Vec<Completion>) -> Result<()>;
+    async fn complete(&self, completions: &[Completion]) -> Result<()>;
 
     /// Extends the leases of `ids` held by `server_id` and returns the ids it no longer holds
     /// (deleted, requeued or rescued meanwhile): their executions should be cancelled.
@@ -173,7 +173,7 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>> {
         (**self).fetch(request).await
     }
-    async fn complete(&self, completions: Vec<Completion>) -> Result<()> {
+    async fn complete(&self, completions: &[Completion]) -> Result<()> {
         (**self).complete(completions).await
     }
     async fn keep_alive(

@@ -1,6 +1,7 @@
 //! The values passed to and returned by [`Storage`](super::Storage).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -144,7 +145,7 @@ pub struct Completion {
     /// The job.
     pub id: JobId,
     /// The server that ran it (must still hold the lease).
-    pub server_id: String,
+    pub server_id: Arc<str>,
     /// When the attempt ended.
     pub at: DateTime<Utc>,
     /// What happened.

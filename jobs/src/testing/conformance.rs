@@ -178,9 +178,9 @@ async fn complete(
     outcome: Outcome,
 ) {
     storage
-        .complete(vec![Completion {
+        .complete(&[Completion {
             id,
-            server_id: server.to_owned(),
+            server_id: server.into(),
             at: now,
             outcome,
         }])

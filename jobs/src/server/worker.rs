@@ -1,0 +1,66 @@
+//! The workers: a fixed set of tasks, one per worker slot. Each takes the next claimed job the
+//! producer hands over, runs it, and passes its outcome on to the completer; a job handed over
+//! after the server began to stop is put back instead, untouched.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::completer::Finished;
+use super::{executor, Shared};
+use crate::storage::FetchedJob;
+
+/// A job claimed by the producer, on its way to a worker.
+pub(crate) struct Claimed {
+    pub(crate) job: FetchedJob,
+    /// Cancels this execution (shutdown, or the job deleted while it runs).
+    pub(crate) token: CancellationToken,
+    /// Its place among the jobs fetched and not finished, given back once its outcome is on
+    /// its way to the storage.
+    pub(crate) claim: Option<OwnedSemaphorePermit>,
+}
+
+/// Starts `shared.config.workers` workers taking jobs from `jobs`. They end when the producer
+/// has dropped its sender and every job handed over is done (run, or put back).
+pub(crate) fn start(
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    jobs: async_channel::Receiver<Claimed>,
+    completions: mpsc::UnboundedSender<Finished>,
+    outcomes: Arc<Semaphore>,
+) {
+    for _ in 0..shared.config.workers {
+        tracker.spawn(run(
+            shared.clone(),
+            jobs.clone(),
+            completions.clone(),
+            outcomes.clone(),
+        ));
+    }
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    jobs: async_channel::Receiver<Claimed>,
+    completions: mpsc::UnboundedSender<Finished>,
+    outcomes: Arc<Semaphore>,
+) {
+    while let Ok(Claimed { job, token, claim }) = jobs.recv().await {
+        let id = job.id;
+        let completion = if shared.stop_fetching.is_cancelled() {
+            // Buffered and not started when the server began to stop: back to its place.
+            executor::unstarted(&shared, &job)
+        } else {
+            executor::execute(&shared, job, token).await
+        };
+        shared.running().remove(&id);
+        // A slow storage holds the finished job's claim here, which slows fetching.
+        let stored_slot = outcomes.clone().acquire_owned().await.ok();
+        drop(claim);
+        // The completer outlives every worker, so the send only fails after an abandoned
+        // shutdown; the job's lease then lapses and another server runs it.
+        let _ = completions.send((completion, stored_slot));
+    }
+}
