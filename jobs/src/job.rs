@@ -14,6 +14,10 @@ use crate::error::BoxError;
 #[serde(transparent)]
 pub struct JobId(pub i64);
 
+// Ids are hashed as themselves where jobs are kept by id: consecutive ids land in consecutive
+// buckets, so a storage walking its queue in id order reads memory in order.
+impl nohash_hasher::IsEnabled for JobId {}
+
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
