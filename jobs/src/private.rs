@@ -25,7 +25,7 @@ use crate::container::Scope;
 pub struct Invocation {
     pub(crate) args: String,
     pub(crate) context: JobContext,
-    pub(crate) scope: Arc<Scope>,
+    pub(crate) scope: Scope,
 }
 
 impl std::fmt::Debug for Invocation {

@@ -41,14 +41,14 @@ pub(crate) async fn execute(
         let started = Instant::now();
         let entry = shared.registry.get(&job.name);
         let result = match entry {
-            Some(entry) => run(shared, entry, &mut job, attempt, token.clone()).await,
+            Some(entry) => run(shared, entry, &mut job, attempt, token).await,
             None => Err(JobError::new(
                 JobError::UNKNOWN_JOB,
                 format!("no job named `{}` is registered in this process", job.name),
             )),
         };
         let data = StateData {
-            server: Some(shared.server_id.to_string()),
+            server: Some(String::from(&*shared.server_id)),
             attempt: Some(attempt),
             duration_ms: Some(started.elapsed().as_millis() as u64),
             latency_ms: Some(latency_ms),
@@ -97,6 +97,8 @@ async fn run(
     attempt: u32,
     token: CancellationToken,
 ) -> RunResult {
+    // Kept only to cancel a job that outran its timeout (the context owns the other copy).
+    let on_timeout = entry.options.timeout.map(|_| token.clone());
     let context = JobContext::new(ContextParts {
         id: job.id,
         name: job.name.clone(),
@@ -104,21 +106,23 @@ async fn run(
         attempt,
         created_at: job.created_at,
         server_id: shared.server_id.clone(),
-        token: token.clone(),
+        token,
         parent: job.parent,
         parent_result: job.parent_result.take(),
     });
     let invocation = Invocation {
         args: std::mem::take(&mut job.args),
         context,
-        scope: Arc::new(Scope::new(shared.container.clone())),
+        scope: Scope::new(shared.container.clone()),
     };
     let running = AssertUnwindSafe((entry.run)(invocation)).catch_unwind();
     let caught = match entry.options.timeout {
         Some(limit) => match tokio::time::timeout(limit, running).await {
             Ok(caught) => caught,
             Err(_) => {
-                token.cancel();
+                if let Some(token) = on_timeout {
+                    token.cancel();
+                }
                 return Err(JobError::new(
                     JobError::TIMEOUT,
                     format!("job ran longer than its timeout of {limit:?}"),

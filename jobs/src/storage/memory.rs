@@ -62,11 +62,11 @@ struct State {
     jobs: IntMap<JobId, StoredJob>,
     /// Enqueued jobs per queue, by position.
     queues: HashMap<String, BTreeMap<u64, JobId>>,
-    scheduled: BTreeSet<(DateTime<Utc>, JobId)>,
+    scheduled: BTreeSet<(At, JobId)>,
     processing: IntSet<JobId>,
     /// Succeeded and Deleted, by the time they finished.
-    finished: BTreeSet<(DateTime<Utc>, JobId)>,
-    failed: BTreeSet<(DateTime<Utc>, JobId)>,
+    finished: BTreeSet<(At, JobId)>,
+    failed: BTreeSet<(At, JobId)>,
     recurring: BTreeMap<String, RecurringJob>,
     servers: BTreeMap<String, ServerRecord>,
     leader: Option<(String, DateTime<Utc>)>,
@@ -110,6 +110,31 @@ fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
 }
 
+/// The (succeeded, failed) counters of the hour of `at`. Outcomes mostly arrive in time order:
+/// the latest hour is tried before the time is truncated.
+fn hour_counts(
+    stats: &mut BTreeMap<DateTime<Utc>, (u64, u64)>,
+    at: DateTime<Utc>,
+) -> &mut (u64, u64) {
+    let hour = match stats.last_key_value() {
+        Some((hour, _)) if *hour <= at && at - *hour < TimeDelta::hours(1) => *hour,
+        _ => hour_of(at),
+    };
+    stats.entry(hour).or_default()
+}
+
+/// A time as the key of a sorted set: seconds and nanoseconds, ordered as the time is. Two
+/// integer comparisons, where comparing `DateTime`s made a finished job's insert into its set
+/// cost about 1,100 instructions (callgrind, process benchmark).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct At(i64, u32);
+
+impl From<DateTime<Utc>> for At {
+    fn from(at: DateTime<Utc>) -> Self {
+        At(at.timestamp(), at.timestamp_subsec_nanos())
+    }
+}
+
 impl State {
     fn job_mut(&mut self, id: JobId) -> Result<&mut StoredJob> {
         self.jobs.get_mut(&id).ok_or(Error::JobNotFound(id))
@@ -129,17 +154,17 @@ impl State {
             }
             JobState::Scheduled => {
                 if let Some(run_at) = record.run_at {
-                    self.scheduled.remove(&(run_at, id));
+                    self.scheduled.remove(&(At::from(run_at), id));
                 }
             }
             JobState::Processing => {
                 self.processing.remove(&id);
             }
             JobState::Succeeded | JobState::Deleted => {
-                self.finished.remove(&(record.state_at, id));
+                self.finished.remove(&(At::from(record.state_at), id));
             }
             JobState::Failed => {
-                self.failed.remove(&(record.state_at, id));
+                self.failed.remove(&(At::from(record.state_at), id));
             }
             JobState::Awaiting => {}
         }
@@ -148,8 +173,10 @@ impl State {
     /// Moves a job to a new state: indexes, history, statistics, and the continuations it
     /// releases (cascading deletes down the chain).
     fn transition(&mut self, id: JobId, change: Change, placement: Placement) {
-        let mut work = std::collections::VecDeque::from([(id, change, placement)]);
-        while let Some((id, change, placement)) = work.pop_front() {
+        // The released continuations, in order; allocated only when there are some.
+        let mut work = std::collections::VecDeque::new();
+        let mut next = Some((id, change, placement));
+        while let Some((id, change, placement)) = next.take().or_else(|| work.pop_front()) {
             self.unindex(id);
             let position = self.next_position;
             let Some(job) = self.jobs.get_mut(&id) else {
@@ -173,30 +200,34 @@ impl State {
                         self.next_position += 1;
                     }
                     job.enqueued_at = change.at;
-                    self.queues
-                        .entry(record.queue.clone())
-                        .or_default()
-                        .insert(job.position, id);
+                    match self.queues.get_mut(&record.queue) {
+                        Some(queue) => queue.insert(job.position, id),
+                        None => self
+                            .queues
+                            .entry(record.queue.clone())
+                            .or_default()
+                            .insert(job.position, id),
+                    };
                 }
                 JobState::Scheduled => {
                     let run_at = change.data.run_at.unwrap_or(change.at);
                     record.run_at = Some(run_at);
-                    self.scheduled.insert((run_at, id));
+                    self.scheduled.insert((At::from(run_at), id));
                 }
                 JobState::Processing => {
                     self.processing.insert(id);
                 }
                 JobState::Succeeded | JobState::Deleted => {
-                    self.finished.insert((change.at, id));
+                    self.finished.insert((At::from(change.at), id));
                 }
                 JobState::Failed => {
-                    self.failed.insert((change.at, id));
+                    self.failed.insert((At::from(change.at), id));
                 }
                 JobState::Awaiting => {}
             }
             if state == JobState::Succeeded {
                 record.result.clone_from(&change.data.result);
-                self.stats.entry(hour_of(change.at)).or_default().0 += 1;
+                hour_counts(&mut self.stats, change.at).0 += 1;
             }
             if let Some(error) = &change.data.error {
                 record.error = Some(error.clone());
@@ -376,7 +407,7 @@ impl State {
     }
 
     fn fetch(&mut self, request: &FetchRequest<'_>) -> Vec<FetchedJob> {
-        let mut fetched = Vec::new();
+        let mut fetched = Vec::with_capacity(request.limit.min(self.jobs.len()));
         for queue in request.queues {
             while fetched.len() < request.limit {
                 let next = self.queues.get_mut(queue).and_then(BTreeMap::pop_first);
@@ -545,7 +576,7 @@ impl Storage for MemoryStorage {
                     if let Ok(job) = state.job_mut(completion.id) {
                         job.record.retry_count += 1;
                     }
-                    state.stats.entry(hour_of(at)).or_default().1 += 1;
+                    hour_counts(&mut state.stats, at).1 += 1;
                 }
                 state.transition(completion.id, change, placement);
             }
@@ -634,7 +665,7 @@ impl Storage for MemoryStorage {
             let due: Vec<JobId> = state
                 .scheduled
                 .iter()
-                .take_while(|(run_at, _)| *run_at <= now)
+                .take_while(|(run_at, _)| *run_at <= At::from(now))
                 .take(limit)
                 .map(|(_, id)| *id)
                 .collect();
@@ -690,14 +721,15 @@ impl Storage for MemoryStorage {
 
     async fn prune(&self, request: PruneRequest) -> Result<usize> {
         let mut state = self.lock();
-        let mut doomed: Vec<(DateTime<Utc>, JobId)> = state
+        let finished_before = At::from(request.finished_before);
+        let mut doomed: Vec<(At, JobId)> = state
             .finished
             .iter()
-            .take_while(|(at, _)| *at < request.finished_before)
+            .take_while(|(at, _)| *at < finished_before)
             .take(request.limit)
             .copied()
             .collect();
-        if let Some(failed_before) = request.failed_before {
+        if let Some(failed_before) = request.failed_before.map(At::from) {
             let room = request.limit - doomed.len();
             doomed.extend(
                 state
