@@ -1,6 +1,7 @@
 //! [`PostgresStorage`]: the constructors, migrations, transactional enqueue, and the
 //! [`Storage`] implementation, one method per trait method.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use jobs::storage::{
 use jobs::{Error, Job, JobId, JobRecord, JobState, Result};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{NoTls, Statement, Transaction};
 
 use crate::error::PostgresError;
@@ -676,22 +677,25 @@ impl Inner {
     }
 }
 
-/// One completion as the parallel arrays of `COMPLETE` want it.
+/// One completion as the parallel arrays of `COMPLETE` want it. The entry's data is serialized
+/// straight into the statement's parameters (no `serde_json::Value` built per job).
 struct CompletionRow<'a> {
     id: i64,
     server_id: &'a str,
     at: DateTime<Utc>,
     state: JobState,
     reason: Option<&'a str>,
-    data: serde_json::Value,
+    data: Cow<'a, StateData>,
     run_at: Option<DateTime<Utc>>,
     failed: bool,
 }
 
 impl<'a> CompletionRow<'a> {
-    fn new(completion: &'a Completion) -> Result<CompletionRow<'a>> {
+    fn new(completion: &'a Completion) -> CompletionRow<'a> {
         let (state, reason, data, run_at, failed) = match &completion.outcome {
-            Outcome::Succeeded { data } => (JobState::Succeeded, None, to_json(data)?, None, false),
+            Outcome::Succeeded { data } => {
+                (JobState::Succeeded, None, Cow::Borrowed(data), None, false)
+            }
             Outcome::Retry {
                 run_at,
                 reason,
@@ -705,26 +709,34 @@ impl<'a> CompletionRow<'a> {
                 (
                     JobState::Scheduled,
                     Some(reason),
-                    to_json(&data)?,
+                    Cow::Owned(data),
                     Some(ts(*run_at)),
                     true,
                 )
             }
-            Outcome::Failed { reason, data } => {
-                (JobState::Failed, Some(reason), to_json(data)?, None, true)
-            }
-            Outcome::Deleted { reason, data } => {
-                (JobState::Deleted, Some(reason), to_json(data)?, None, true)
-            }
+            Outcome::Failed { reason, data } => (
+                JobState::Failed,
+                Some(reason),
+                Cow::Borrowed(data),
+                None,
+                true,
+            ),
+            Outcome::Deleted { reason, data } => (
+                JobState::Deleted,
+                Some(reason),
+                Cow::Borrowed(data),
+                None,
+                true,
+            ),
             Outcome::Requeued { reason } => (
                 JobState::Enqueued,
                 Some(reason),
-                to_json(&StateData::default())?,
+                Cow::Owned(StateData::default()),
                 None,
                 false,
             ),
         };
-        Ok(CompletionRow {
+        CompletionRow {
             id: completion.id.0,
             server_id: &completion.server_id,
             at: ts(completion.at),
@@ -733,7 +745,7 @@ impl<'a> CompletionRow<'a> {
             data,
             run_at,
             failed,
-        })
+        }
     }
 }
 
@@ -815,7 +827,7 @@ impl Storage for PostgresStorage {
             .iter()
             .filter(|completion| seen.insert(completion.id))
             .map(CompletionRow::new)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Vec<_>>();
         if rows.is_empty() {
             return Ok(());
         }
@@ -835,7 +847,7 @@ impl Storage for PostgresStorage {
         let ats: Vec<DateTime<Utc>> = rows.iter().map(|row| row.at).collect();
         let states: Vec<&str> = rows.iter().map(|row| row.state.as_str()).collect();
         let reasons: Vec<Option<&str>> = rows.iter().map(|row| row.reason).collect();
-        let data: Vec<&serde_json::Value> = rows.iter().map(|row| &row.data).collect();
+        let data: Vec<Json<&StateData>> = rows.iter().map(|row| Json(&*row.data)).collect();
         let run_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.run_at).collect();
         let failed: Vec<bool> = rows.iter().map(|row| row.failed).collect();
         let params: [&(dyn ToSql + Sync); 9] = [
