@@ -39,26 +39,29 @@ pub(crate) async fn run(
                 Err(_) => return,
             },
         };
-        let mut permits: Vec<OwnedSemaphorePermit> = vec![first];
-        while let Ok(permit) = claims.clone().try_acquire_owned() {
-            permits.push(permit);
-        }
-        if busy && permits.len() < capacity / 2 {
+        // One permit holding all the claims of this round: taken and given back in one
+        // step each, split off one claim per fetched job.
+        let mut permits = first;
+        take_free(&claims, &mut permits);
+        if busy && permits.num_permits() < capacity / 2 {
             // The queue had more than the last fetch took: let a batch of slots free up (a
-            // short wait) rather than paying a round trip for a few jobs.
-            let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-            while permits.len() < capacity / 2 {
-                match tokio::time::timeout_at(deadline, claims.clone().acquire_owned()).await {
-                    Ok(Ok(permit)) => permits.push(permit),
-                    _ => break,
-                }
+            // short wait, one wake-up) rather than paying a round trip for a few jobs.
+            let missing = capacity / 2 - permits.num_permits();
+            let wait = claims
+                .clone()
+                .acquire_many_owned(u32::try_from(missing).unwrap_or(u32::MAX));
+            match tokio::time::timeout(BATCH_WAIT, wait).await {
+                Ok(Ok(more)) => permits.merge(more),
+                // Waited long enough (a timed-out wait gives back what it had): take what
+                // is free now.
+                _ => take_free(&claims, &mut permits),
             }
         }
         let now = shared.clock.now();
         let request = FetchRequest {
             server_id: &shared.server_id,
             queues: &shared.config.queues,
-            limit: permits.len(),
+            limit: permits.num_permits(),
             now,
             lease_until: clock::add(now, shared.config.lease),
         };
@@ -80,11 +83,11 @@ pub(crate) async fn run(
             }
         };
         let idle = fetched.is_empty();
-        busy = fetched.len() == permits.len();
+        busy = fetched.len() == permits.num_permits();
         {
             let mut running = shared.running();
             for job in fetched {
-                let claim = permits.pop();
+                let claim = permits.split(1);
                 if claim.is_none() {
                     // The storage returned more than asked; run them anyway.
                     tracing::warn!(id = %job.id, "storage returned more jobs than requested");
@@ -107,6 +110,16 @@ pub(crate) async fn run(
                 () = shared.stop_fetching.cancelled() => return,
                 () = shared.storage.wait_for_work(shared.config.poll_interval) => {}
             }
+        }
+    }
+}
+
+/// Adds every claim free right now to `permits`.
+fn take_free(claims: &Arc<Semaphore>, permits: &mut OwnedSemaphorePermit) {
+    let free = u32::try_from(claims.available_permits()).unwrap_or(u32::MAX);
+    if free > 0 {
+        if let Ok(more) = claims.clone().try_acquire_many_owned(free) {
+            permits.merge(more);
         }
     }
 }
