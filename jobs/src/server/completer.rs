@@ -1,69 +1,143 @@
-//! The completer: persists the outcomes of finished attempts, batching them under load.
+//! The completer: persists the outcomes of finished attempts in batches, one batch in flight at
+//! a time, and gives the finished jobs' claims back to the producer.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::Shared;
+use crate::job::JobId;
 use crate::storage::Completion;
 
 /// Longest wait between attempts to persist a batch after storage errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// A finished attempt on its way to the storage, with its slot among the outcomes not yet
-/// stored: the slot is given back once the outcome is stored, so a slow storage slows the
-/// finishing jobs, and through their claims the fetching, instead of piling up Processing jobs.
+/// A finished attempt on its way to the storage, with its job's claim (none for a job the
+/// storage returned beyond what was asked).
 pub(crate) type Finished = (Completion, Option<OwnedSemaphorePermit>);
+
+/// A batch being stored; it hands the emptied batch back.
+type Storing = Pin<Box<dyn Future<Output = Vec<Completion>> + Send>>;
+
+/// What woke the completer.
+enum Event {
+    Stored(Vec<Completion>),
+    Received(Option<Finished>),
+    Stopping,
+}
 
 pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Finished>) {
     let limit = shared.config.completion_batch;
-    let mut batch = Vec::new();
-    let mut slots = Vec::new();
+    // Outcomes not yet stored whose claims are given back at once, so fetching goes on while
+    // a batch is stored (with only the claims' worth, fetching stalled behind each batch:
+    // process benchmark 14.9k → 17.5k jobs/s). Beyond it, a slow storage keeps the finished
+    // jobs' claims, and through them slows the fetching, instead of piling up outcomes.
+    let room = shared.config.claims().max(limit);
+    // Received and not yet being stored.
+    let mut waiting: Vec<Completion> = Vec::new();
+    let mut storing: Option<Storing> = None;
+    let mut in_flight = 0;
+    // Claims kept back while the storage lags.
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut finished: Vec<JobId> = Vec::new();
+    let mut stopping = false;
+    let mut closed = false;
     loop {
         // One batch in flight at a time: outcomes that finish meanwhile make the next batch
         // larger (several concurrent batches measured slower: smaller batches, more commits).
-        let stopping = tokio::select! {
-            received = receiver.recv() => match received {
-                Some((completion, slot)) => {
-                    batch.push(completion);
-                    slots.extend(slot);
-                    false
-                }
-                None => true,
-            },
-            () = shared.stop_background.cancelled() => true,
-        };
-        while batch.len() < limit {
-            match receiver.try_recv() {
-                Ok((completion, slot)) => {
-                    batch.push(completion);
-                    slots.extend(slot);
-                }
-                Err(_) => break,
-            }
+        if storing.is_none() && !waiting.is_empty() {
+            let rest = waiting.split_off(limit.min(waiting.len()));
+            let batch = std::mem::replace(&mut waiting, rest);
+            in_flight = batch.len();
+            storing = Some(Box::pin(persist(shared.clone(), batch, stopping)));
         }
-        if !batch.is_empty() {
-            persist(&shared, &mut batch, stopping).await;
-        }
-        slots.clear();
-        if stopping && receiver.is_empty() {
+        let drained = closed || (stopping && receiver.is_empty());
+        if storing.is_none() && drained {
             return;
         }
+        let event = tokio::select! {
+            biased;
+            batch = stored(&mut storing) => Event::Stored(batch),
+            received = receiver.recv(), if !closed => Event::Received(received),
+            () = shared.stop_background.cancelled(), if !stopping => Event::Stopping,
+        };
+        match event {
+            Event::Stored(mut batch) => {
+                storing = None;
+                in_flight = 0;
+                // Reuse the emptied batch's room for the next one.
+                if waiting.is_empty() {
+                    batch.append(&mut waiting);
+                    waiting = batch;
+                }
+                let unstored = waiting.len();
+                if let Some(permit) = held.as_mut() {
+                    let free = room.saturating_sub(unstored).min(permit.num_permits());
+                    drop(permit.split(free));
+                    if permit.num_permits() == 0 {
+                        held = None;
+                    }
+                }
+            }
+            Event::Received(None) => closed = true,
+            Event::Received(Some(first)) => {
+                // Take everything waiting now: one lock of the running jobs and one release of
+                // claims for all of them.
+                let mut released: Option<OwnedSemaphorePermit> = None;
+                let mut next = Some(first);
+                while let Some((completion, claim)) = next.take() {
+                    finished.push(completion.id);
+                    waiting.push(completion);
+                    if let Some(claim) = claim {
+                        let keep = if waiting.len() + in_flight > room {
+                            &mut held
+                        } else {
+                            &mut released
+                        };
+                        match keep {
+                            Some(permits) => permits.merge(claim),
+                            None => *keep = Some(claim),
+                        }
+                    }
+                    if finished.len() < limit {
+                        next = receiver.try_recv().ok();
+                    }
+                }
+                let mut running = shared.running();
+                for id in finished.drain(..) {
+                    running.remove(&id);
+                }
+                drop(running);
+                drop(released);
+            }
+            Event::Stopping => stopping = true,
+        }
+    }
+}
+
+/// Waits for the batch being stored, if any (never, if none).
+async fn stored(storing: &mut Option<Storing>) -> Vec<Completion> {
+    match storing {
+        Some(batch) => batch.await,
+        None => std::future::pending().await,
     }
 }
 
 /// Persists a batch, retrying on storage errors. While stopping, gives up after the shutdown
 /// timeout: the jobs stay Processing and their leases lapse, so nothing is lost.
-async fn persist(shared: &Shared, batch: &mut Vec<Completion>, stopping: bool) {
+async fn persist(
+    shared: Arc<Shared>,
+    mut batch: Vec<Completion>,
+    stopping: bool,
+) -> Vec<Completion> {
     let mut backoff = Duration::from_millis(100);
     let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
     loop {
-        match shared.storage.complete(batch).await {
-            Ok(()) => {
-                batch.clear();
-                return;
-            }
+        match shared.storage.complete(&batch).await {
+            Ok(()) => break,
             Err(error) => {
                 let giving_up = (stopping || shared.stop_background.is_cancelled())
                     && tokio::time::Instant::now() >= deadline;
@@ -73,8 +147,7 @@ async fn persist(shared: &Shared, batch: &mut Vec<Completion>, stopping: bool) {
                         jobs = batch.len(),
                         "could not record job outcomes before shutdown; their leases will lapse and they will run again"
                     );
-                    batch.clear();
-                    return;
+                    break;
                 }
                 tracing::warn!(%error, jobs = batch.len(), retry_in = ?backoff, "recording job outcomes failed");
                 tokio::time::sleep(backoff).await;
@@ -82,4 +155,6 @@ async fn persist(shared: &Shared, batch: &mut Vec<Completion>, stopping: bool) {
             }
         }
     }
+    batch.clear();
+    batch
 }

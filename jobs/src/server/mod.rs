@@ -184,16 +184,10 @@ impl Server {
             "server started"
         );
         let tracker = TaskTracker::new();
-        // A full completion batch may wait for the storage before finished jobs hold on to
-        // their claims: with only the claims' worth, fetching stalled behind each batch
-        // (process benchmark: 14.9k → 17.5k jobs/s).
-        let outcomes = Arc::new(Semaphore::new(
-            shared.config.claims().max(shared.config.completion_batch),
-        ));
         let (completions, receiver) = mpsc::unbounded_channel();
         let completer = tokio::spawn(completer::run(shared.clone(), receiver));
         let (jobs, claimed) = async_channel::unbounded();
-        worker::start(&shared, &tracker, claimed, completions, outcomes);
+        worker::start(&shared, &tracker, claimed, completions);
         let producer = tokio::spawn(producer::run(
             shared.clone(),
             Arc::new(Semaphore::new(shared.config.claims())),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -17,8 +17,7 @@ pub(crate) struct Claimed {
     pub(crate) job: FetchedJob,
     /// Cancels this execution (shutdown, or the job deleted while it runs).
     pub(crate) token: CancellationToken,
-    /// Its place among the jobs fetched and not finished, given back once its outcome is on
-    /// its way to the storage.
+    /// Its place among the jobs fetched and not finished, given back by the completer.
     pub(crate) claim: Option<OwnedSemaphorePermit>,
 }
 
@@ -29,15 +28,9 @@ pub(crate) fn start(
     tracker: &TaskTracker,
     jobs: async_channel::Receiver<Claimed>,
     completions: mpsc::UnboundedSender<Finished>,
-    outcomes: Arc<Semaphore>,
 ) {
     for _ in 0..shared.config.workers {
-        tracker.spawn(run(
-            shared.clone(),
-            jobs.clone(),
-            completions.clone(),
-            outcomes.clone(),
-        ));
+        tracker.spawn(run(shared.clone(), jobs.clone(), completions.clone()));
     }
 }
 
@@ -45,22 +38,17 @@ async fn run(
     shared: Arc<Shared>,
     jobs: async_channel::Receiver<Claimed>,
     completions: mpsc::UnboundedSender<Finished>,
-    outcomes: Arc<Semaphore>,
 ) {
     while let Ok(Claimed { job, token, claim }) = jobs.recv().await {
-        let id = job.id;
         let completion = if shared.stop_fetching.is_cancelled() {
             // Buffered and not started when the server began to stop: back to its place.
             executor::unstarted(&shared, &job)
         } else {
             executor::execute(&shared, job, token).await
         };
-        shared.running().remove(&id);
-        // A slow storage holds the finished job's claim here, which slows fetching.
-        let stored_slot = outcomes.clone().acquire_owned().await.ok();
-        drop(claim);
         // The completer outlives every worker, so the send only fails after an abandoned
-        // shutdown; the job's lease then lapses and another server runs it.
-        let _ = completions.send((completion, stored_slot));
+        // shutdown; the job's lease then lapses and another server runs it. The completer
+        // takes the job off the running ones and gives its claim back.
+        let _ = completions.send((completion, claim));
     }
 }
