@@ -106,6 +106,17 @@ impl fmt::Debug for Services {
     }
 }
 
+/// A shared container is a container.
+impl<C: Container + ?Sized> Container for Arc<C> {
+    fn resolve(&self, key: &ServiceKey) -> Option<AnyService> {
+        (**self).resolve(key)
+    }
+
+    fn provides(&self, key: &ServiceKey) -> bool {
+        (**self).provides(key)
+    }
+}
+
 impl Container for Services {
     fn resolve(&self, key: &ServiceKey) -> Option<AnyService> {
         match self.providers.get(&key.type_id)?.as_ref() {

@@ -39,12 +39,13 @@ async fn run(
     jobs: async_channel::Receiver<Claimed>,
     completions: mpsc::UnboundedSender<Finished>,
 ) {
+    let local = executor::Local::new(&shared);
     while let Ok(Claimed { job, token, claim }) = jobs.recv().await {
         let completion = if shared.stop_fetching.is_cancelled() {
             // Buffered and not started when the server began to stop: back to its place.
-            executor::unstarted(&shared, &job)
+            executor::unstarted(&shared, &local, &job)
         } else {
-            executor::execute(&shared, job, token).await
+            executor::execute(&shared, &local, job, token).await
         };
         // The completer outlives every worker, so the send only fails after an abandoned
         // shutdown; the job's lease then lapses and another server runs it. The completer
