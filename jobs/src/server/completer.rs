@@ -22,13 +22,6 @@ pub(crate) type Finished = (Completion, Option<OwnedSemaphorePermit>);
 /// A batch being stored; it hands the emptied batch back.
 type Storing = Pin<Box<dyn Future<Output = Vec<Completion>> + Send>>;
 
-/// What woke the completer.
-enum Event {
-    Stored(Vec<Completion>),
-    Received(Option<Finished>),
-    Stopping,
-}
-
 pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiver<Finished>) {
     let limit = shared.config.completion_batch;
     // Outcomes not yet stored whose claims are given back at once, so fetching goes on while
@@ -58,14 +51,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
         if storing.is_none() && drained {
             return;
         }
-        let event = tokio::select! {
+        // The branches' futures are dropped before a branch's code runs.
+        tokio::select! {
             biased;
-            batch = stored(&mut storing) => Event::Stored(batch),
-            received = receiver.recv(), if !closed => Event::Received(received),
-            () = shared.stop_background.cancelled(), if !stopping => Event::Stopping,
-        };
-        match event {
-            Event::Stored(mut batch) => {
+            mut batch = stored(&mut storing) => {
                 storing = None;
                 in_flight = 0;
                 // Reuse the emptied batch's room for the next one.
@@ -82,8 +71,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
                     }
                 }
             }
-            Event::Received(None) => closed = true,
-            Event::Received(Some(first)) => {
+            received = receiver.recv(), if !closed => {
+                let Some(first) = received else {
+                    closed = true;
+                    continue;
+                };
                 // Take everything waiting now: one lock of the running jobs and one release of
                 // claims for all of them.
                 let mut released: Option<OwnedSemaphorePermit> = None;
@@ -113,7 +105,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
                 drop(running);
                 drop(released);
             }
-            Event::Stopping => stopping = true,
+            () = shared.stop_background.cancelled(), if !stopping => stopping = true,
         }
     }
 }
