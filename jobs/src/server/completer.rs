@@ -29,8 +29,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
     // process benchmark 14.9k → 17.5k jobs/s). Beyond it, a slow storage keeps the finished
     // jobs' claims, and through them slows the fetching, instead of piling up outcomes.
     let room = shared.config.claims().max(limit);
-    // Received and not yet being stored.
+    // Received and not yet being stored; and the emptied last batch, whose room the next one
+    // takes (two buffers, no growing and freeing of a batch-sized one per batch).
     let mut waiting: Vec<Completion> = Vec::new();
+    let mut spare: Vec<Completion> = Vec::new();
     let mut storing: Option<Storing> = None;
     let mut in_flight = 0;
     // Claims kept back while the storage lags.
@@ -42,8 +44,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
         // One batch in flight at a time: outcomes that finish meanwhile make the next batch
         // larger (several concurrent batches measured slower: smaller batches, more commits).
         if storing.is_none() && !waiting.is_empty() {
-            let rest = waiting.split_off(limit.min(waiting.len()));
-            let batch = std::mem::replace(&mut waiting, rest);
+            let batch = if waiting.len() > limit {
+                let rest = waiting.split_off(limit);
+                std::mem::replace(&mut waiting, rest)
+            } else {
+                std::mem::replace(&mut waiting, std::mem::take(&mut spare))
+            };
             in_flight = batch.len();
             storing = Some(Box::pin(persist(shared.clone(), batch, stopping)));
         }
@@ -54,14 +60,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut receiver: mpsc::UnboundedReceiv
         // The branches' futures are dropped before a branch's code runs.
         tokio::select! {
             biased;
-            mut batch = stored(&mut storing) => {
+            batch = stored(&mut storing) => {
                 storing = None;
                 in_flight = 0;
-                // Reuse the emptied batch's room for the next one.
-                if waiting.is_empty() {
-                    batch.append(&mut waiting);
-                    waiting = batch;
-                }
+                spare = batch;
                 let unstored = waiting.len();
                 if let Some(permit) = held.as_mut() {
                     let free = room.saturating_sub(unstored).min(permit.num_permits());
