@@ -176,9 +176,9 @@ pub(crate) fn fetched_job(row: &Row) -> Result<FetchedJob, PostgresError> {
     let what: &dyn Fn() -> String = &what;
     Ok(FetchedJob {
         id: JobId(id),
-        name: column(row, "name", what)?,
-        queue: column(row, "queue", what)?,
-        args: column(row, "args", what)?,
+        name: column::<&str>(row, "name", what)?.into(),
+        queue: column::<&str>(row, "queue", what)?.into(),
+        args: column::<&str>(row, "args", what)?.into(),
         retry_count: retry_count(column(row, "retry_count", what)?, what)?,
         created_at: column(row, "created_at", what)?,
         enqueued_at: column(row, "enqueued_at", what)?,

@@ -26,8 +26,8 @@ pub struct JobContext {
 #[derive(Debug)]
 struct ContextInner {
     id: JobId,
-    name: String,
-    queue: String,
+    name: Arc<str>,
+    queue: Arc<str>,
     attempt: u32,
     created_at: DateTime<Utc>,
     server_id: Arc<str>,
@@ -40,8 +40,8 @@ struct ContextInner {
 #[derive(Debug)]
 pub(crate) struct ContextParts {
     pub(crate) id: JobId,
-    pub(crate) name: String,
-    pub(crate) queue: String,
+    pub(crate) name: Arc<str>,
+    pub(crate) queue: Arc<str>,
     pub(crate) attempt: u32,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) server_id: Arc<str>,

@@ -23,7 +23,7 @@ use crate::container::Scope;
 
 /// What a generated `run` function receives: the stored arguments, the context and the scope.
 pub struct Invocation {
-    pub(crate) args: String,
+    pub(crate) args: Arc<str>,
     pub(crate) context: JobContext,
     pub(crate) scope: Scope,
 }

@@ -106,8 +106,8 @@ fn completion(shared: &Shared, local: &Local, id: JobId, outcome: Outcome) -> Co
     }
 }
 
-/// Runs the job's function with its timeout, catching panics. Moves the arguments, queue and
-/// parent result out of `job` into the invocation (the outcome needs only its id and name).
+/// Runs the job's function with its timeout, catching panics. The invocation shares the job's
+/// texts and takes its parent result (the outcome needs only its id and name).
 async fn run(
     local: &Local,
     entry: &'static JobEntry,
@@ -120,7 +120,7 @@ async fn run(
     let context = JobContext::new(ContextParts {
         id: job.id,
         name: job.name.clone(),
-        queue: std::mem::take(&mut job.queue),
+        queue: job.queue.clone(),
         attempt,
         created_at: job.created_at,
         server_id: local.server_id.clone(),
@@ -129,7 +129,7 @@ async fn run(
         parent_result: job.parent_result.take(),
     });
     let invocation = Invocation {
-        args: std::mem::take(&mut job.args),
+        args: job.args.clone(),
         context,
         scope: Scope::new(local.container.clone()),
     };

@@ -48,11 +48,89 @@ impl std::fmt::Debug for MemoryStorage {
 }
 
 struct StoredJob {
+    /// The record, less what is kept below: its name, queue and arguments are empty, its
+    /// `server_id` is `None` and its `history` empty (see [`StoredJob::record`]).
     record: JobRecord,
+    /// Shared with the fetched copies of the job, so fetching copies no text.
+    name: Arc<str>,
+    queue: Arc<str>,
+    args: Arc<str>,
+    /// The server holding the lease while Processing.
+    server: Option<Arc<str>>,
+    history: Vec<Entry>,
     position: u64,
     enqueued_at: DateTime<Utc>,
     lease_until: Option<DateTime<Utc>>,
     parent_result: Option<serde_json::Value>,
+}
+
+/// A history entry as kept: a Processing entry shares its server's id instead of copying it
+/// per fetched job.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "most entries are full ones, kept in place: boxing them would allocate per entry"
+)]
+enum Entry {
+    Full(HistoryEntry),
+    Processing {
+        at: DateTime<Utc>,
+        server: Arc<str>,
+        attempt: u32,
+    },
+}
+
+impl Entry {
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Entry::Full(entry) => entry.reason.as_deref(),
+            Entry::Processing { .. } => None,
+        }
+    }
+
+    fn to_history(&self) -> HistoryEntry {
+        match self {
+            Entry::Full(entry) => entry.clone(),
+            Entry::Processing {
+                at,
+                server,
+                attempt,
+            } => HistoryEntry {
+                state: JobState::Processing,
+                at: *at,
+                reason: None,
+                data: StateData {
+                    server: Some(server.to_string()),
+                    attempt: Some(*attempt),
+                    ..StateData::default()
+                },
+            },
+        }
+    }
+}
+
+impl StoredJob {
+    /// The job as read, with `children` limited to those that exist and the history if asked.
+    fn record(&self, jobs: &IntMap<JobId, StoredJob>, history: bool) -> JobRecord {
+        JobRecord {
+            name: self.name.to_string(),
+            queue: self.queue.to_string(),
+            args: self.args.to_string(),
+            server_id: self.server.as_deref().map(str::to_owned),
+            children: self
+                .record
+                .children
+                .iter()
+                .copied()
+                .filter(|child| jobs.contains_key(child))
+                .collect(),
+            history: if history {
+                self.history.iter().map(Entry::to_history).collect()
+            } else {
+                Vec::new()
+            },
+            ..self.record.clone()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -88,6 +166,8 @@ struct Change {
     at: DateTime<Utc>,
     reason: Option<String>,
     data: StateData,
+    /// For Processing: the server that claimed the job (its history entry shares it).
+    server: Option<Arc<str>>,
 }
 
 impl Change {
@@ -97,6 +177,7 @@ impl Change {
             at,
             reason: reason.into(),
             data: StateData::default(),
+            server: None,
         }
     }
 
@@ -175,7 +256,7 @@ impl State {
         let record = &job.record;
         match record.state {
             JobState::Enqueued => {
-                if let Some(queue) = self.queues.get_mut(&record.queue) {
+                if let Some(queue) = self.queues.get_mut(&*job.queue) {
                     queue.remove(&job.position);
                 }
             }
@@ -217,7 +298,7 @@ impl State {
                 record.run_at = None;
             }
             if state != JobState::Processing {
-                record.server_id = None;
+                job.server = None;
                 job.lease_until = None;
             }
             match state {
@@ -227,11 +308,11 @@ impl State {
                         self.next_position += 1;
                     }
                     job.enqueued_at = change.at;
-                    match self.queues.get_mut(&record.queue) {
+                    match self.queues.get_mut(&*job.queue) {
                         Some(queue) => queue.insert(job.position, id),
                         None => self
                             .queues
-                            .entry(record.queue.clone())
+                            .entry(job.queue.to_string())
                             .or_default()
                             .insert(job.position, id),
                     };
@@ -243,6 +324,7 @@ impl State {
                 }
                 JobState::Processing => {
                     self.processing.insert(id);
+                    job.server.clone_from(&change.server);
                 }
                 JobState::Succeeded | JobState::Deleted => {
                     self.finished.insert((At::from(change.at), id));
@@ -259,11 +341,18 @@ impl State {
             if let Some(error) = &change.data.error {
                 record.error = Some(error.clone());
             }
-            record.history.push(HistoryEntry {
-                state,
-                at: change.at,
-                reason: change.reason,
-                data: change.data,
+            job.history.push(match change.server {
+                Some(server) if state == JobState::Processing => Entry::Processing {
+                    at: change.at,
+                    server,
+                    attempt: change.data.attempt.unwrap_or(record.retry_count + 1),
+                },
+                _ => Entry::Full(HistoryEntry {
+                    state,
+                    at: change.at,
+                    reason: change.reason,
+                    data: change.data,
+                }),
             });
             if matches!(
                 state,
@@ -301,7 +390,7 @@ impl State {
                 }
                 let reason = format!("parent job {parent} is {parent_state}");
                 let data = StateData {
-                    queue: Some(job.record.queue.clone()),
+                    queue: Some(job.queue.to_string()),
                     parent: Some(parent),
                     ..StateData::default()
                 };
@@ -335,10 +424,9 @@ impl State {
             for child in children {
                 let deleted_by_parent = self.jobs.get(&child).is_some_and(|job| {
                     job.record.state == JobState::Deleted
-                        && job.record.history.last().is_some_and(|entry| {
+                        && job.history.last().is_some_and(|entry| {
                             entry
-                                .reason
-                                .as_deref()
+                                .reason()
                                 .is_some_and(|reason| reason.starts_with(CONTINUATION_NOT_MET))
                         })
                 });
@@ -368,9 +456,9 @@ impl State {
         };
         let record = JobRecord {
             id,
-            name: new.name,
-            queue: new.queue,
-            args: new.args,
+            name: String::new(),
+            queue: String::new(),
+            args: String::new(),
             state: JobState::Awaiting,
             created_at: now,
             state_at: now,
@@ -389,6 +477,12 @@ impl State {
             id,
             StoredJob {
                 record,
+                name: new.name.into(),
+                queue: new.queue.into(),
+                args: new.args.into(),
+                server: None,
+                // Enqueued, Processing, Succeeded.
+                history: Vec::with_capacity(3),
                 position: 0,
                 enqueued_at: now,
                 lease_until: None,
@@ -402,7 +496,7 @@ impl State {
                 new.recurring.as_ref().map(RecurringOrigin::reason),
             )
             .with_data(StateData {
-                queue: self.jobs.get(&id).map(|job| job.record.queue.clone()),
+                queue: self.jobs.get(&id).map(|job| job.queue.to_string()),
                 occurrence: new.recurring.as_ref().map(|origin| origin.occurrence),
                 ..StateData::default()
             }),
@@ -435,6 +529,8 @@ impl State {
 
     fn fetch(&mut self, request: &FetchRequest<'_>) -> Vec<FetchedJob> {
         let mut fetched = Vec::with_capacity(request.limit.min(self.jobs.len()));
+        // One copy of the server's id per fetch, shared by its jobs' leases and entries.
+        let server: Arc<str> = Arc::from(request.server_id);
         for queue in request.queues {
             while fetched.len() < request.limit {
                 let next = self.queues.get_mut(queue).and_then(BTreeMap::pop_first);
@@ -446,28 +542,25 @@ impl State {
                 };
                 let record = &job.record;
                 let data = StateData {
-                    server: Some(request.server_id.to_owned()),
                     attempt: Some(record.retry_count + 1),
                     ..StateData::default()
                 };
                 fetched.push(FetchedJob {
                     id,
-                    name: record.name.clone(),
-                    queue: record.queue.clone(),
-                    args: record.args.clone(),
+                    name: job.name.clone(),
+                    queue: job.queue.clone(),
+                    args: job.args.clone(),
                     retry_count: record.retry_count,
                     created_at: record.created_at,
                     enqueued_at: job.enqueued_at,
                     parent: record.parent,
                     parent_result: job.parent_result.clone(),
                 });
-                self.transition(
-                    id,
-                    Change::new(JobState::Processing, request.now, None).with_data(data),
-                    Placement::Original,
-                );
+                let mut change =
+                    Change::new(JobState::Processing, request.now, None).with_data(data);
+                change.server = Some(server.clone());
+                self.transition(id, change, Placement::Original);
                 if let Some(job) = self.jobs.get_mut(&id) {
-                    job.record.server_id = Some(request.server_id.to_owned());
                     job.lease_until = Some(request.lease_until);
                 }
             }
@@ -495,7 +588,8 @@ impl MemoryStorage {
     }
 }
 
-fn matches_query(record: &JobRecord, query: &JobQuery) -> bool {
+fn matches_query(job: &StoredJob, query: &JobQuery) -> bool {
+    let record = &job.record;
     let contains = |haystack: &str, needle: &Option<String>| {
         needle
             .as_deref()
@@ -505,9 +599,9 @@ fn matches_query(record: &JobRecord, query: &JobQuery) -> bool {
         && query
             .queue
             .as_deref()
-            .is_none_or(|queue| record.queue == queue)
-        && contains(&record.name, &query.name_contains)
-        && contains(&record.args, &query.args_contains)
+            .is_none_or(|queue| &*job.queue == queue)
+        && contains(&job.name, &query.name_contains)
+        && contains(&job.args, &query.args_contains)
         && (!query.retries_only || record.is_retry())
 }
 
@@ -553,7 +647,7 @@ impl Storage for MemoryStorage {
             for completion in completions {
                 let held = state.jobs.get(&completion.id).is_some_and(|job| {
                     job.record.state == JobState::Processing
-                        && job.record.server_id.as_deref() == Some(&*completion.server_id)
+                        && job.server.as_deref() == Some(&*completion.server_id)
                 });
                 if !held {
                     continue;
@@ -626,7 +720,7 @@ impl Storage for MemoryStorage {
             match state.jobs.get_mut(id) {
                 Some(job)
                     if job.record.state == JobState::Processing
-                        && job.record.server_id.as_deref() == Some(server_id) =>
+                        && job.server.as_deref() == Some(server_id) =>
                 {
                     job.lease_until = Some(lease_until);
                 }
@@ -657,7 +751,7 @@ impl Storage for MemoryStorage {
                 return Ok(false);
             }
             let data = StateData {
-                queue: Some(job.record.queue.clone()),
+                queue: Some(job.queue.to_string()),
                 ..StateData::default()
             };
             state.transition(
@@ -673,13 +767,7 @@ impl Storage for MemoryStorage {
 
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         let state = self.lock();
-        Ok(state.jobs.get(&id).map(|job| {
-            let mut record = job.record.clone();
-            record
-                .children
-                .retain(|child| state.jobs.contains_key(child));
-            record
-        }))
+        Ok(state.jobs.get(&id).map(|job| job.record(&state.jobs, true)))
     }
 
     async fn wait_for_work(&self, max_wait: Duration) {
@@ -697,7 +785,7 @@ impl Storage for MemoryStorage {
                 .map(|(_, id)| *id)
                 .collect();
             for id in &due {
-                let queue = state.jobs.get(id).map(|job| job.record.queue.clone());
+                let queue = state.jobs.get(id).map(|job| job.queue.to_string());
                 let data = StateData {
                     queue,
                     ..StateData::default()
@@ -726,7 +814,7 @@ impl Storage for MemoryStorage {
                 .filter_map(|id| {
                     let job = state.jobs.get(id)?;
                     let lapsed = job.lease_until.is_none_or(|until| until < now);
-                    lapsed.then(|| (*id, job.record.server_id.clone().unwrap_or_default()))
+                    lapsed.then(|| (*id, job.server.as_deref().unwrap_or_default().to_owned()))
                 })
                 .take(limit)
                 .collect();
@@ -940,13 +1028,14 @@ impl Storage for MemoryStorage {
 
     async fn list_jobs(&self, query: JobQuery) -> Result<JobPage> {
         let state = self.lock();
-        let mut matching: Vec<&JobRecord> = state
+        let mut matching: Vec<&StoredJob> = state
             .jobs
             .values()
-            .map(|job| &job.record)
-            .filter(|record| matches_query(record, &query))
+            .filter(|job| matches_query(job, &query))
             .collect();
-        matching.sort_by(|a, b| b.state_at.cmp(&a.state_at).then(b.id.cmp(&a.id)));
+        matching.sort_by(|a, b| {
+            (b.record.state_at.cmp(&a.record.state_at)).then(b.record.id.cmp(&a.record.id))
+        });
         let limit = if query.limit == 0 { 20 } else { query.limit };
         Ok(JobPage {
             total: matching.len() as u64,
@@ -954,16 +1043,7 @@ impl Storage for MemoryStorage {
                 .into_iter()
                 .skip(query.offset)
                 .take(limit)
-                .map(|record| JobRecord {
-                    history: Vec::new(),
-                    children: record
-                        .children
-                        .iter()
-                        .copied()
-                        .filter(|child| state.jobs.contains_key(child))
-                        .collect(),
-                    ..record.clone()
-                })
+                .map(|job| job.record(&state.jobs, false))
                 .collect(),
         })
     }

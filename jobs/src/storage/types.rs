@@ -116,17 +116,18 @@ pub struct FetchRequest<'a> {
     pub lease_until: DateTime<Utc>,
 }
 
-/// A claimed job, ready to run.
+/// A claimed job, ready to run. Its texts are shared (`Arc<str>`): a storage that keeps them
+/// as such hands them over without copying.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchedJob {
     /// Its id.
     pub id: JobId,
     /// Its registered name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Its queue.
-    pub queue: String,
+    pub queue: Arc<str>,
     /// Its arguments, as JSON text.
-    pub args: String,
+    pub args: Arc<str>,
     /// Failed attempts so far (0 on the first run).
     pub retry_count: u32,
     /// When it was created.

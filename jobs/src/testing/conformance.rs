@@ -297,11 +297,8 @@ pub async fn fetch_records_processing(storage: Arc<dyn Storage>) {
     let fetched = fetch(storage, 1).await;
     assert_eq!(fetched.len(), 1);
     let fetched = &fetched[0];
-    assert_eq!(
-        (fetched.name.as_str(), fetched.queue.as_str()),
-        ("a", "default")
-    );
-    assert_eq!(fetched.args, r#"{"name":"a"}"#);
+    assert_eq!((&*fetched.name, &*fetched.queue), ("a", "default"));
+    assert_eq!(&*fetched.args, r#"{"name":"a"}"#);
     assert_eq!(fetched.retry_count, 0);
     assert_eq!(fetched.created_at, t0());
     assert_eq!(fetched.enqueued_at, t0());
