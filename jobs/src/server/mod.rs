@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -184,10 +184,10 @@ impl Server {
             "server started"
         );
         let tracker = TaskTracker::new();
-        let (completions, receiver) = mpsc::unbounded_channel();
-        let completer = tokio::spawn(completer::run(shared.clone(), receiver));
+        let outbox = Arc::new(completer::Outbox::default());
+        let completer = tokio::spawn(completer::run(shared.clone(), outbox.clone()));
         let (jobs, claimed) = async_channel::unbounded();
-        worker::start(&shared, &tracker, claimed, completions);
+        worker::start(&shared, &tracker, claimed, outbox);
         let producer = tokio::spawn(producer::run(
             shared.clone(),
             Arc::new(Semaphore::new(shared.config.claims())),

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::completer::Finished;
+use super::completer::Outbox;
 use super::{executor, Shared};
 use crate::storage::FetchedJob;
 
@@ -27,18 +27,14 @@ pub(crate) fn start(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
     jobs: async_channel::Receiver<Claimed>,
-    completions: mpsc::UnboundedSender<Finished>,
+    outbox: Arc<Outbox>,
 ) {
     for _ in 0..shared.config.workers {
-        tracker.spawn(run(shared.clone(), jobs.clone(), completions.clone()));
+        tracker.spawn(run(shared.clone(), jobs.clone(), outbox.clone()));
     }
 }
 
-async fn run(
-    shared: Arc<Shared>,
-    jobs: async_channel::Receiver<Claimed>,
-    completions: mpsc::UnboundedSender<Finished>,
-) {
+async fn run(shared: Arc<Shared>, jobs: async_channel::Receiver<Claimed>, outbox: Arc<Outbox>) {
     let local = executor::Local::new(&shared);
     while let Ok(Claimed { job, token, claim }) = jobs.recv().await {
         let completion = if shared.stop_fetching.is_cancelled() {
@@ -47,9 +43,8 @@ async fn run(
         } else {
             executor::execute(&shared, &local, job, token).await
         };
-        // The completer outlives every worker, so the send only fails after an abandoned
-        // shutdown; the job's lease then lapses and another server runs it. The completer
-        // takes the job off the running ones and gives its claim back.
-        let _ = completions.send((completion, claim));
+        // The completer takes the job off the running ones and gives its claim back. After
+        // an abandoned shutdown nobody stores it: the job's lease lapses and it runs again.
+        outbox.push(completion, claim);
     }
 }
