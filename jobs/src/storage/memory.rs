@@ -64,8 +64,8 @@ struct StoredJob {
     parent_result: Option<serde_json::Value>,
 }
 
-/// A history entry as kept: a Processing entry shares its server's id instead of copying it
-/// per fetched job.
+/// A history entry as kept: a Processing entry and a worker's success share the server's id
+/// instead of copying it per job.
 #[allow(
     clippy::large_enum_variant,
     reason = "most entries are full ones, kept in place: boxing them would allocate per entry"
@@ -77,13 +77,27 @@ enum Entry {
         server: Arc<str>,
         attempt: u32,
     },
+    /// A worker's success: its data's server is the shared id; the rest is here.
+    Succeeded {
+        at: DateTime<Utc>,
+        server: Arc<str>,
+        data: SuccessData,
+    },
+}
+
+/// The data of a compact Succeeded entry other than its server.
+struct SuccessData {
+    attempt: Option<u32>,
+    duration_ms: Option<u64>,
+    latency_ms: Option<u64>,
+    result: Option<serde_json::Value>,
 }
 
 impl Entry {
     fn reason(&self) -> Option<&str> {
         match self {
             Entry::Full(entry) => entry.reason.as_deref(),
-            Entry::Processing { .. } => None,
+            Entry::Processing { .. } | Entry::Succeeded { .. } => None,
         }
     }
 
@@ -101,6 +115,19 @@ impl Entry {
                 data: StateData {
                     server: Some(server.to_string()),
                     attempt: Some(*attempt),
+                    ..StateData::default()
+                },
+            },
+            Entry::Succeeded { at, server, data } => HistoryEntry {
+                state: JobState::Succeeded,
+                at: *at,
+                reason: None,
+                data: StateData {
+                    server: Some(server.to_string()),
+                    attempt: data.attempt,
+                    duration_ms: data.duration_ms,
+                    latency_ms: data.latency_ms,
+                    result: data.result.clone(),
                     ..StateData::default()
                 },
             },
@@ -166,7 +193,8 @@ struct Change {
     at: DateTime<Utc>,
     reason: Option<String>,
     data: StateData,
-    /// For Processing: the server that claimed the job (its history entry shares it).
+    /// For Processing, the server that claimed the job; for a worker's success, the server
+    /// that ran it (see [`succeeded`]). The history entry shares it.
     server: Option<Arc<str>>,
 }
 
@@ -371,6 +399,16 @@ impl State {
                 at,
                 server,
                 attempt: change.data.attempt.unwrap_or(record.retry_count + 1),
+            },
+            Some(server) if state == JobState::Succeeded => Entry::Succeeded {
+                at,
+                server,
+                data: SuccessData {
+                    attempt: change.data.attempt,
+                    duration_ms: change.data.duration_ms,
+                    latency_ms: change.data.latency_ms,
+                    result: change.data.result,
+                },
             },
             _ => Entry::Full(HistoryEntry {
                 state,
@@ -588,6 +626,39 @@ impl State {
     }
 }
 
+/// The change for a success. The usual one (the data of a worker's success, on the server that
+/// holds the lease) is kept as a compact history entry sharing the server's id; any other
+/// data is kept whole.
+fn succeeded(at: DateTime<Utc>, data: &StateData, holder: Arc<str>) -> Change {
+    let StateData {
+        server,
+        attempt,
+        duration_ms,
+        latency_ms,
+        result,
+        error: None,
+        run_at: None,
+        parent: None,
+        queue: None,
+        occurrence: None,
+    } = data
+    else {
+        return Change::new(JobState::Succeeded, at, None).with_data(data.clone());
+    };
+    if server.as_deref() != Some(&*holder) {
+        return Change::new(JobState::Succeeded, at, None).with_data(data.clone());
+    }
+    let mut change = Change::new(JobState::Succeeded, at, None).with_data(StateData {
+        attempt: *attempt,
+        duration_ms: *duration_ms,
+        latency_ms: *latency_ms,
+        result: result.clone(),
+        ..StateData::default()
+    });
+    change.server = Some(holder);
+    change
+}
+
 impl MemoryStorage {
     /// An empty storage.
     pub fn new() -> Self {
@@ -664,20 +735,19 @@ impl Storage for MemoryStorage {
         {
             let mut state = self.lock();
             for completion in completions {
-                let held = state.jobs.get(&completion.id).is_some_and(|job| {
-                    job.record.state == JobState::Processing
-                        && job.server.as_deref() == Some(&*completion.server_id)
+                let holder = state.jobs.get(&completion.id).and_then(|job| {
+                    let held = job.record.state == JobState::Processing
+                        && job.server.as_deref() == Some(&*completion.server_id);
+                    held.then(|| job.server.clone()).flatten()
                 });
-                if !held {
+                let Some(holder) = holder else {
                     continue;
-                }
+                };
                 let at = completion.at;
                 let (change, placement, failed_attempt) = match &completion.outcome {
-                    Outcome::Succeeded { data } => (
-                        Change::new(JobState::Succeeded, at, None).with_data(data.clone()),
-                        Placement::Tail,
-                        false,
-                    ),
+                    Outcome::Succeeded { data } => {
+                        (succeeded(at, data, holder), Placement::Tail, false)
+                    }
                     Outcome::Retry {
                         run_at,
                         reason,

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             keep_alive_reports_lost_jobs,
             delete_and_requeue,
             a_succeeded_job_keeps_its_history_when_requeued_and_deleted,
+            a_worker_success_reads_back_whole,
             missing_job_is_an_error,
             many_jobs_read_at_once,
             prune_respects_retention,
@@ -639,6 +640,43 @@ pub async fn delete_and_requeue(storage: Arc<dyn Storage>) {
         ids(&fetch_from(storage, SERVER, &["default"], 1, at(5)).await),
         vec![id]
     );
+}
+
+/// A success as a worker reports it (its server, attempt, duration, latency and result) reads
+/// back exactly, on the server that ran it and after the job ran again elsewhere.
+pub async fn a_worker_success_reads_back_whole(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let id = enqueue(storage, vec![job("a", "default")]).await[0];
+    let worker_data = |server: &str, attempt: u32, result: serde_json::Value| StateData {
+        server: Some(server.to_owned()),
+        attempt: Some(attempt),
+        duration_ms: Some(12),
+        latency_ms: Some(3),
+        result: Some(result),
+        ..StateData::default()
+    };
+    let first = worker_data(SERVER, 1, serde_json::json!({"sent": 2}));
+    fetch(storage, 1).await;
+    let outcome = Outcome::Succeeded {
+        data: first.clone(),
+    };
+    complete(storage, id, SERVER, at(2), outcome).await;
+    assert!(storage.requeue(id, "again", at(3)).await.expect("requeue"));
+    fetch_from(storage, OTHER, &["default"], 1, at(4)).await;
+    let second = worker_data(OTHER, 1, serde_json::json!("done"));
+    let outcome = Outcome::Succeeded {
+        data: second.clone(),
+    };
+    complete(storage, id, OTHER, at(5), outcome).await;
+    let record = record(storage, id).await;
+    let succeeded: Vec<(DateTime<Utc>, StateData)> = record
+        .history
+        .iter()
+        .filter(|entry| entry.state == JobState::Succeeded)
+        .map(|entry| (entry.at, entry.data.clone()))
+        .collect();
+    assert_eq!(succeeded, vec![(at(2), first), (at(5), second)]);
+    assert_eq!(record.result, Some(serde_json::json!("done")));
 }
 
 /// A success's entries (its attempt's Processing entry, then Succeeded with the attempt's data
