@@ -3,10 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
