@@ -692,59 +692,20 @@ struct CompletionRow<'a> {
 
 impl<'a> CompletionRow<'a> {
     fn new(completion: &'a Completion) -> CompletionRow<'a> {
-        let (state, reason, data, run_at, failed) = match &completion.outcome {
-            Outcome::Succeeded { data } => {
-                (JobState::Succeeded, None, Cow::Borrowed(data), None, false)
-            }
-            Outcome::Retry {
-                run_at,
-                reason,
-                data,
-            } => {
-                // The retry's time is part of its Scheduled entry's data (a rare path: a copy).
-                let data = StateData {
-                    run_at: Some(*run_at),
-                    ..data.clone()
-                };
-                (
-                    JobState::Scheduled,
-                    Some(reason),
-                    Cow::Owned(data),
-                    Some(ts(*run_at)),
-                    true,
-                )
-            }
-            Outcome::Failed { reason, data } => (
-                JobState::Failed,
-                Some(reason),
-                Cow::Borrowed(data),
-                None,
-                true,
-            ),
-            Outcome::Deleted { reason, data } => (
-                JobState::Deleted,
-                Some(reason),
-                Cow::Borrowed(data),
-                None,
-                true,
-            ),
-            Outcome::Requeued { reason } => (
-                JobState::Enqueued,
-                Some(reason),
-                Cow::Owned(StateData::default()),
-                None,
-                false,
-            ),
-        };
+        let outcome = &completion.outcome;
+        let data = outcome.data();
         CompletionRow {
             id: completion.id.0,
             server_id: &completion.server_id,
             at: ts(completion.at),
-            state,
-            reason: reason.map(String::as_str),
+            state: outcome.state(),
+            reason: outcome.reason(),
+            run_at: match outcome {
+                Outcome::Retry { run_at, .. } => Some(ts(*run_at)),
+                _ => None,
+            },
             data,
-            run_at,
-            failed,
+            failed: outcome.failed_attempt(),
         }
     }
 }

@@ -238,6 +238,12 @@ fn hour_counts(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct At(i64, u32);
 
+impl From<DateTime<Utc>> for At {
+    fn from(at: DateTime<Utc>) -> Self {
+        At(at.timestamp(), at.timestamp_subsec_nanos())
+    }
+}
+
 /// Jobs by the time they reached their state, oldest first, in a sorted deque. Finished jobs
 /// arrive in about time order, so an insert lands at or near the back, where a sorted set's
 /// insert cost ~800 instructions per finished job (callgrind). Removing one from the middle (a
@@ -262,12 +268,6 @@ impl ByTime {
 
     fn iter(&self) -> impl Iterator<Item = &(At, JobId)> {
         self.0.iter()
-    }
-}
-
-impl From<DateTime<Utc>> for At {
-    fn from(at: DateTime<Utc>) -> Self {
-        At(at.timestamp(), at.timestamp_subsec_nanos())
     }
 }
 
@@ -630,33 +630,32 @@ impl State {
 /// holds the lease) is kept as a compact history entry sharing the server's id; any other
 /// data is kept whole.
 fn succeeded(at: DateTime<Utc>, data: &StateData, holder: Arc<str>) -> Change {
-    let StateData {
-        server,
-        attempt,
-        duration_ms,
-        latency_ms,
-        result,
-        error: None,
-        run_at: None,
-        parent: None,
-        queue: None,
-        occurrence: None,
-    } = data
-    else {
-        return Change::new(JobState::Succeeded, at, None).with_data(data.clone());
-    };
-    if server.as_deref() != Some(&*holder) {
-        return Change::new(JobState::Succeeded, at, None).with_data(data.clone());
+    let change = Change::new(JobState::Succeeded, at, None);
+    match data {
+        StateData {
+            server: Some(server),
+            attempt,
+            duration_ms,
+            latency_ms,
+            result,
+            error: None,
+            run_at: None,
+            parent: None,
+            queue: None,
+            occurrence: None,
+        } if **server == *holder => {
+            let mut change = change.with_data(StateData {
+                attempt: *attempt,
+                duration_ms: *duration_ms,
+                latency_ms: *latency_ms,
+                result: result.clone(),
+                ..StateData::default()
+            });
+            change.server = Some(holder);
+            change
+        }
+        _ => change.with_data(data.clone()),
     }
-    let mut change = Change::new(JobState::Succeeded, at, None).with_data(StateData {
-        attempt: *attempt,
-        duration_ms: *duration_ms,
-        latency_ms: *latency_ms,
-        result: result.clone(),
-        ..StateData::default()
-    });
-    change.server = Some(holder);
-    change
 }
 
 impl MemoryStorage {
@@ -735,54 +734,31 @@ impl Storage for MemoryStorage {
         {
             let mut state = self.lock();
             for completion in completions {
-                let holder = state.jobs.get(&completion.id).and_then(|job| {
-                    let held = job.record.state == JobState::Processing
-                        && job.server.as_deref() == Some(&*completion.server_id);
-                    held.then(|| job.server.clone()).flatten()
-                });
+                let holder = state
+                    .jobs
+                    .get(&completion.id)
+                    .filter(|job| job.record.state == JobState::Processing)
+                    .and_then(|job| job.server.clone())
+                    .filter(|server| *server == completion.server_id);
                 let Some(holder) = holder else {
                     continue;
                 };
                 let at = completion.at;
-                let (change, placement, failed_attempt) = match &completion.outcome {
-                    Outcome::Succeeded { data } => {
-                        (succeeded(at, data, holder), Placement::Tail, false)
-                    }
-                    Outcome::Retry {
-                        run_at,
-                        reason,
-                        data,
-                    } => {
-                        let data = StateData {
-                            run_at: Some(*run_at),
-                            ..data.clone()
-                        };
-                        (
-                            Change::new(JobState::Scheduled, at, reason.clone()).with_data(data),
-                            Placement::Tail,
-                            true,
-                        )
-                    }
-                    Outcome::Failed { reason, data } => (
-                        Change::new(JobState::Failed, at, reason.clone()).with_data(data.clone()),
-                        Placement::Tail,
-                        true,
-                    ),
-                    Outcome::Deleted { reason, data } => (
-                        Change::new(JobState::Deleted, at, reason.clone()).with_data(data.clone()),
-                        Placement::Tail,
-                        true,
-                    ),
-                    Outcome::Requeued { reason } => {
-                        woke = true;
-                        (
-                            Change::new(JobState::Enqueued, at, reason.clone()),
-                            Placement::Original,
-                            false,
-                        )
-                    }
+                let outcome = &completion.outcome;
+                let to = outcome.state();
+                let change = match outcome {
+                    Outcome::Succeeded { data } => succeeded(at, data, holder),
+                    _ => Change::new(to, at, outcome.reason().map(str::to_owned))
+                        .with_data(outcome.data().into_owned()),
                 };
-                if failed_attempt {
+                // A shutdown's requeue goes back to the job's place in its queue.
+                let placement = if to == JobState::Enqueued {
+                    woke = true;
+                    Placement::Original
+                } else {
+                    Placement::Tail
+                };
+                if outcome.failed_attempt() {
                     if let Ok(job) = state.job_mut(completion.id) {
                         job.record.retry_count += 1;
                     }
@@ -1123,7 +1099,10 @@ impl Storage for MemoryStorage {
             .filter(|job| matches_query(job, &query))
             .collect();
         matching.sort_by(|a, b| {
-            (b.record.state_at.cmp(&a.record.state_at)).then(b.record.id.cmp(&a.record.id))
+            b.record
+                .state_at
+                .cmp(&a.record.state_at)
+                .then(b.record.id.cmp(&a.record.id))
         });
         let limit = if query.limit == 0 { 20 } else { query.limit };
         Ok(JobPage {

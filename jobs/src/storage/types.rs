@@ -1,5 +1,6 @@
 //! The values passed to and returned by [`Storage`](super::Storage).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -190,6 +191,55 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+}
+
+/// What every storage records for an outcome: the state, the reason and data of its history
+/// entry, and whether it ends a failed attempt.
+impl Outcome {
+    /// The state the job moves to.
+    pub fn state(&self) -> JobState {
+        match self {
+            Outcome::Succeeded { .. } => JobState::Succeeded,
+            Outcome::Retry { .. } => JobState::Scheduled,
+            Outcome::Failed { .. } => JobState::Failed,
+            Outcome::Deleted { .. } => JobState::Deleted,
+            Outcome::Requeued { .. } => JobState::Enqueued,
+        }
+    }
+
+    /// The reason of its history entry.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Succeeded { .. } => None,
+            Outcome::Retry { reason, .. }
+            | Outcome::Failed { reason, .. }
+            | Outcome::Deleted { reason, .. }
+            | Outcome::Requeued { reason } => Some(reason),
+        }
+    }
+
+    /// The data of its history entry: a retry's carries the time of the retry (a copy, on
+    /// that rare path); a requeue has none.
+    pub fn data(&self) -> Cow<'_, StateData> {
+        match self {
+            Outcome::Succeeded { data }
+            | Outcome::Failed { data, .. }
+            | Outcome::Deleted { data, .. } => Cow::Borrowed(data),
+            Outcome::Retry { run_at, data, .. } => Cow::Owned(StateData {
+                run_at: Some(*run_at),
+                ..data.clone()
+            }),
+            Outcome::Requeued { .. } => Cow::Owned(StateData::default()),
+        }
+    }
+
+    /// Whether it ends a failed attempt (the retry count grows by one).
+    pub fn failed_attempt(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Retry { .. } | Outcome::Failed { .. } | Outcome::Deleted { .. }
+        )
+    }
 }
 
 /// The data recorded with a state change. Every field is optional.
