@@ -66,6 +66,16 @@ fn merge(into: &mut Option<OwnedSemaphorePermit>, claim: Option<OwnedSemaphorePe
     }
 }
 
+/// Gives back up to `free` of the claims `held` (while fewer outcomes than the room wait).
+fn give_back(held: &mut Option<OwnedSemaphorePermit>, free: usize) {
+    if let Some(claims) = held {
+        drop(claims.split(free.min(claims.num_permits())));
+        if claims.num_permits() == 0 {
+            *held = None;
+        }
+    }
+}
+
 /// A batch being stored; it hands the emptied batch back.
 type Storing = Pin<Box<dyn Future<Output = Vec<Completion>> + Send>>;
 
@@ -109,13 +119,7 @@ pub(crate) async fn run(shared: Arc<Shared>, outbox: Arc<Outbox>) {
                 storing = None;
                 in_flight = 0;
                 spare = batch;
-                if let Some(permit) = held.as_mut() {
-                    let free = room.saturating_sub(waiting.len()).min(permit.num_permits());
-                    drop(permit.split(free));
-                    if permit.num_permits() == 0 {
-                        held = None;
-                    }
-                }
+                give_back(&mut held, room.saturating_sub(waiting.len()));
             }
             () = outbox.ready.notified() => {
                 let claims = outbox.take(&mut taken);
@@ -126,14 +130,8 @@ pub(crate) async fn run(shared: Arc<Shared>, outbox: Arc<Outbox>) {
                     running.remove(&completion.id);
                 }
                 drop(running);
-                if let Some(mut claims) = claims {
-                    let room_left = room.saturating_sub(waiting.len() + in_flight);
-                    let released = claims.split(room_left.min(claims.num_permits()));
-                    drop(released);
-                    if claims.num_permits() > 0 {
-                        merge(&mut held, Some(claims));
-                    }
-                }
+                merge(&mut held, claims);
+                give_back(&mut held, room.saturating_sub(waiting.len() + in_flight));
                 if waiting.is_empty() {
                     std::mem::swap(&mut waiting, &mut taken);
                 } else {

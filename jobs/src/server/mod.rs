@@ -1,9 +1,10 @@
 //! [`Server`]: a pool of workers that fetches jobs from the storage and runs them.
 //!
 //! Inside, one task per role: the `producer` fetches up to the free worker slots and hands the
-//! jobs to the `worker` tasks, each of which runs one job at a time (the `executor`), the `completer` persists outcomes in batches, the `heartbeat`
-//! keeps the server and its jobs' leases alive, and the `maintenance` loop (on the elected
-//! server only) promotes due jobs, rescues lapsed leases, fires recurring jobs and prunes.
+//! jobs to the `worker` tasks, each of which runs one job at a time (the `executor`); the
+//! `completer` persists outcomes in batches, the `heartbeat` keeps the server and its jobs'
+//! leases alive, and the `maintenance` loop (on the elected server only) promotes due jobs,
+//! rescues lapsed leases, fires recurring jobs and prunes.
 
 mod completer;
 mod config;
