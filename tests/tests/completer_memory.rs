@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobs::prelude::*;
 use jobs::storage::*;
-use jobs::{Error, JobRecord, Result};
-use support::DEADLINE;
+use jobs::{Error, JobRecord, Result, ServerHandle};
+use support::eventually;
 use tokio::sync::watch;
 
 static SLOW_RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -166,13 +166,15 @@ impl Storage for Gated {
     }
 }
 
-/// Polls `condition` every 10 ms until it holds; panics with `what` after the deadline.
-async fn until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// A server of 4 workers (and the default fetch buffer, 2) on `storage`.
+async fn serve(storage: &Arc<Gated>) -> ServerHandle {
+    Server::builder_from_arc(storage.clone())
+        .workers(4)
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start")
 }
 
 async fn succeeded(storage: &Gated) -> u64 {
@@ -187,20 +189,13 @@ async fn a_slow_storage_holds_claims_back_and_loses_no_outcome() {
     const ROOM: usize = 1_000;
     const CLAIMS: usize = 6;
     let storage = Gated::new(false, 0);
-    let server = Server::builder_from_arc(storage.clone())
-        .workers(4)
-        .fetch_buffer(2)
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("start");
+    let server = serve(&storage).await;
     let client = Client::from_arc(storage.clone());
     let jobs: Vec<SlowTick> = (0..JOBS as u32).map(SlowTick::new).collect();
     client.enqueue_many(&jobs).await.expect("enqueue");
 
     // The first batch waits at the gate; outcomes keep arriving until ROOM of them wait.
-    until("the server fetched the room's worth of jobs", async || {
+    eventually("the server fetched the room's worth of jobs", async || {
         storage.fetched.load(Ordering::SeqCst) >= ROOM
     })
     .await;
@@ -221,7 +216,7 @@ async fn a_slow_storage_holds_claims_back_and_loses_no_outcome() {
     );
 
     storage.open.send_replace(true);
-    until("every job succeeded", async || {
+    eventually("every job succeeded", async || {
         succeeded(&storage).await == JOBS as u64
     })
     .await;
@@ -234,17 +229,11 @@ async fn a_slow_storage_holds_claims_back_and_loses_no_outcome() {
 async fn outcomes_are_stored_after_storage_errors() {
     const JOBS: usize = 20;
     let storage = Gated::new(true, 3);
-    let server = Server::builder_from_arc(storage.clone())
-        .workers(4)
-        .build()
-        .expect("build")
-        .start()
-        .await
-        .expect("start");
+    let server = serve(&storage).await;
     let client = Client::from_arc(storage.clone());
     let jobs: Vec<FlakyTick> = (0..JOBS as u32).map(FlakyTick::new).collect();
     let ids = client.enqueue_many(&jobs).await.expect("enqueue");
-    until(
+    eventually(
         "every job succeeded despite three failed stores",
         async || succeeded(&storage).await == JOBS as u64,
     )

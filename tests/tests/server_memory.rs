@@ -478,7 +478,7 @@ async fn shutdown_cancels_running_jobs_and_requeues_them_at_the_head() {
         .await
         .unwrap();
     let server = fast(storage).build().unwrap().start().await.unwrap();
-    eventually("the job to start", || marked("shutdown-e2e:started")).await;
+    eventually("the job to start", async || marked("shutdown-e2e:started")).await;
     let behind = Double::new(1)
         .schedule(&client, Duration::from_secs(3600))
         .await
@@ -510,9 +510,9 @@ async fn deleting_a_processing_job_cancels_it_and_it_stays_deleted() {
         .await
         .unwrap();
     let server = fast(storage).build().unwrap().start().await.unwrap();
-    eventually("the job to start", || marked("delete-e2e:started")).await;
+    eventually("the job to start", async || marked("delete-e2e:started")).await;
     assert!(client.delete(id).await.unwrap());
-    eventually("the token to fire", || marked("delete-e2e:cancelled")).await;
+    eventually("the token to fire", async || marked("delete-e2e:cancelled")).await;
     // The job returned Ok after its token fired; the outcome is flushed on shutdown.
     server.shutdown().await.unwrap();
     let record = client.job(id).await.unwrap();
@@ -791,7 +791,10 @@ async fn buffered_jobs_go_back_unstarted_on_shutdown() {
         .start()
         .await
         .unwrap();
-    eventually("the blocking job to start", || marked("buffer-e2e:started")).await;
+    eventually("the blocking job to start", async || {
+        marked("buffer-e2e:started")
+    })
+    .await;
     // The one worker is busy: the three others are claimed into the buffer, waiting.
     for id in &buffered {
         wait_state(&client, *id, JobState::Processing).await;

@@ -47,9 +47,9 @@ pub fn states(record: &JobRecord) -> Vec<JobState> {
 }
 
 /// Polls `condition` until it holds, or panics with `what` after the deadline.
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+pub async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !condition() {
+    while !condition().await {
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
