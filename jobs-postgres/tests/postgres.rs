@@ -9,6 +9,7 @@ use jobs::storage::{
     Completion, ContinueOn, FetchRequest, InitialState, NewJob, Outcome, StateData,
 };
 use jobs::{JobId, JobState, Storage};
+use jobs_postgres::deadpool_postgres::GenericClient;
 use jobs_postgres::testing::{explain_fetch, TestSchema};
 use jobs_postgres::{PostgresError, PostgresStorage};
 
@@ -87,6 +88,13 @@ async fn finished_and_waiting(schema: &TestSchema) {
 
 /// The fetch reads the head of the partial index of Enqueued jobs, however many finished jobs
 /// the table holds.
+/// The plan `explain` (an `EXPLAIN` statement) prints, one line per row.
+async fn plan(client: &impl GenericClient, explain: &str) -> String {
+    let rows = client.query(explain, &[]).await.expect("explain");
+    let lines: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    lines.join("\n")
+}
+
 #[tokio::test]
 async fn fetch_uses_the_partial_index() {
     let schema = TestSchema::new().await;
@@ -120,14 +128,7 @@ async fn counts_use_the_state_and_fetch_indexes() {
     assert_eq!(counts.enqueued_by_queue.get("critical"), Some(&1_000));
     let statements: std::collections::BTreeMap<_, _> = storage.__statements().into_iter().collect();
     let client = storage.pool().get().await.expect("connection");
-    let plan: Vec<String> = client
-        .query(&format!("EXPLAIN {}", statements["counts"]), &[])
-        .await
-        .expect("explain")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = plan(&client, &format!("EXPLAIN {}", statements["counts"])).await;
     assert!(plan.contains("jobs_state_idx"), "{plan}");
     assert!(plan.contains("jobs_fetch_idx"), "{plan}");
     assert!(
@@ -229,14 +230,7 @@ async fn a_fetch_plan_cached_on_an_empty_table_stays_on_the_indexes() {
     )
     .await;
     let tx = client.transaction().await.expect("begin");
-    let plan: Vec<String> = tx
-        .query(&format!("EXPLAIN (ANALYZE) {execute}"), &[])
-        .await
-        .expect("explain")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = plan(&tx, &format!("EXPLAIN (ANALYZE) {execute}")).await;
     tx.rollback().await.expect("rollback");
     client
         .batch_execute("DEALLOCATE cached_fetch; RESET plan_cache_mode;")
