@@ -12,6 +12,9 @@ use crate::job::{JobError, JobOptions};
 /// A server has one (default [`HangfireBackoff`]); `Server::builder(..).job_retry_policy(name, p)`
 /// replaces it for one job. `#[job(retries = N)]` overrides the count and
 /// `#[job(retry_delays = [..])]` the delays of a job.
+///
+/// A policy that panics fails the job it was asked about (state Failed, the reason says the
+/// policy panicked; the attempt's error is kept) instead of retrying it, and the worker goes on.
 pub trait RetryPolicy: Debug + Send + Sync + 'static {
     /// Retries after the first attempt.
     fn retries(&self) -> u32;

@@ -396,6 +396,51 @@ async fn panic_fails_the_job_and_the_worker_keeps_running() {
     server.shutdown().await.unwrap();
 }
 
+/// A retry policy with a bug: it panics when asked for a delay.
+#[derive(Debug)]
+struct PanickingPolicy;
+
+impl jobs::RetryPolicy for PanickingPolicy {
+    fn retries(&self) -> u32 {
+        3
+    }
+
+    fn delay(&self, retry: u32, _error: &JobError) -> Duration {
+        panic!("no delay for retry {retry}")
+    }
+}
+
+/// The retry policy runs outside the job's panic capture: its panic fails the job with a
+/// reason that says so (without the guard the worker died and the job stayed Processing), and
+/// the only worker goes on with the next job.
+#[tokio::test]
+async fn a_panicking_retry_policy_fails_the_job_and_the_worker_keeps_running() {
+    let storage = MemoryStorage::new();
+    let client = Client::new(storage.clone());
+    let id = AlwaysFails::new("policy".into())
+        .enqueue(&client)
+        .await
+        .unwrap();
+    let server = fast(storage)
+        .workers(1)
+        .job_retry_policy("always_fails", PanickingPolicy)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let record = wait_state(&client, id, JobState::Failed).await;
+    assert_eq!(record.retry_count, 1);
+    assert_eq!(
+        last_reason(&record),
+        "the retry policy panicked, so the job is not retried: no delay for retry 1"
+    );
+    assert_eq!(record.error.unwrap().message, "always fails: policy");
+    let after = Double::new(6).enqueue(&client).await.unwrap();
+    wait_state(&client, after, JobState::Succeeded).await;
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn timeout_fails_the_attempt() {
     let storage = MemoryStorage::new();

@@ -1,7 +1,7 @@
 //! The executor: runs one job as a pipeline: look up the entry → build the invocation →
 //! run under timeout and panic capture → turn the result into an [`Outcome`].
 
-use std::panic::AssertUnwindSafe;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -186,7 +186,26 @@ fn outcome(
     let decision = if permanent {
         RetryDecision::Exhausted { of: 0 }
     } else {
-        retry::decide(shared.retry_policy(&job.name), &options, attempt, &error)
+        // The policy is the user's code, run outside the job's own panic capture: a panic
+        // here would end this worker and leave the job Processing under a lease kept alive.
+        let policy = shared.retry_policy(&job.name);
+        match catch_unwind(AssertUnwindSafe(|| {
+            retry::decide(policy, &options, attempt, &error)
+        })) {
+            Ok(decision) => decision,
+            Err(panic) => {
+                let message = JobError::from_panic(panic.as_ref()).message;
+                tracing::error!(?policy, %message, "the retry policy panicked");
+                data.error = Some(error);
+                return Outcome::Failed {
+                    reason: format!(
+                        "the retry policy panicked, so the job is not retried: {}",
+                        truncate(&message)
+                    ),
+                    data,
+                };
+            }
+        }
     };
     let reason = match decision {
         RetryDecision::Retry { retry, of, .. } => {
