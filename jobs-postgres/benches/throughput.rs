@@ -594,13 +594,16 @@ async fn run_at_rate(fixture: &Fixture, rate: u64, seconds: f64) -> anyhow::Resu
     Ok((processed as f64 / elapsed, sent.saturating_sub(processed)))
 }
 
+/// Offers rising rates for 4 s each while the server runs; reports the processed rate of the
+/// highest offer it kept up with (its queue did not grow).
 async fn steady(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let fixture = Fixture::new(options).await?;
     let server = fixture.server(options.workers).build()?.start().await?;
     PROCESSED.store(0, Ordering::Relaxed);
     let rates: &[u64] = match options.kind {
         Kind::Postgres => &[
-            2_000, 5_000, 10_000, 15_000, 17_500, 20_000, 25_000, 30_000, 40_000, 50_000,
+            2_000, 5_000, 10_000, 15_000, 17_500, 20_000, 25_000, 30_000, 40_000, 50_000, 60_000,
+            70_000, 80_000,
         ],
         Kind::Memory => &[50_000, 100_000, 200_000, 300_000, 400_000, 500_000, 700_000],
     };
@@ -612,7 +615,9 @@ async fn steady(options: &Options, report: &mut Report) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let (processed_rate, backlog) = run_at_rate(&fixture, rate, 4.0).await?;
-        let kept_up = backlog <= rate / 2 && processed_rate >= rate as f64 * 0.9;
+        // Kept up: at the end at most a tenth of a second's offer waits (every 10 ms tick adds
+        // a hundredth), so the queue did not grow over the step.
+        let kept_up = backlog <= rate / 10;
         println!(
             "# steady: offered {rate} jobs/s, processed {processed_rate:.0} jobs/s, backlog {backlog}: {}",
             if kept_up { "kept up" } else { "fell behind" }
