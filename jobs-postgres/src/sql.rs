@@ -53,6 +53,12 @@ SELECT id FROM __SCHEMA__.jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHAR
 /// own children in turn, down the chain. Children are numbered breadth-first in id order, so
 /// siblings keep their creation order in the queue.
 ///
+/// The children of the jobs it deletes are read with the statement's snapshot, taken before it
+/// waited for their row locks: a continuation committed meanwhile (its enqueue holds its
+/// parent `FOR SHARE` until its commit) is not among them. So the statement returns the jobs it
+/// deleted (`deleted`, `deleted_at`), and the caller releases their children again with a new
+/// snapshot until no job is deleted (`PostgresStorage::release_deleted`).
+///
 /// Every lookup is driven by the given ids (`LATERAL … OFFSET 0` keeps each one a parameterized
 /// index probe): with statistics taken before a burst of completions, a plain join was planned
 /// as a scan of every finished job (35–57 ms per batch of 100 at 200,000 rows, auto_explain).
@@ -126,7 +132,9 @@ history AS (
 notified AS (
     SELECT pg_notify($3, '') FROM (SELECT 1 FROM released WHERE state = 'enqueued' LIMIT 1) AS found
 )
-SELECT count(*) FILTER (WHERE state = 'enqueued') AS count
+SELECT count(*) FILTER (WHERE state = 'enqueued') AS count,
+       COALESCE(array_agg(id) FILTER (WHERE state = 'deleted'), '{}') AS deleted,
+       COALESCE(array_agg(at) FILTER (WHERE state = 'deleted'), '{}') AS deleted_at
 FROM released WHERE (SELECT count(*) FROM notified) >= 0";
 
 /// Claims up to `$2` Enqueued jobs: the head of each served queue in priority order, skipping

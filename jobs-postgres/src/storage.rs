@@ -122,6 +122,32 @@ impl Db<'_> {
     }
 }
 
+/// What a release statement (`RELEASE`) did: the continuations it enqueued, and the jobs it
+/// deleted with the time of their deletion (their own children are released in turn).
+#[derive(Debug, Default)]
+struct Released {
+    enqueued: i64,
+    deleted: Vec<i64>,
+    deleted_at: Vec<DateTime<Utc>>,
+}
+
+impl Released {
+    fn from_rows(rows: &[tokio_postgres::Row]) -> Result<Released, PostgresError> {
+        let what = || "released continuations".to_owned();
+        let mut released = Released::default();
+        for row in rows {
+            released.enqueued += row::column::<i64>(row, "count", &what)?;
+            released
+                .deleted
+                .extend(row::column::<Vec<i64>>(row, "deleted", &what)?);
+            released
+                .deleted_at
+                .extend(row::column::<Vec<DateTime<Utc>>>(row, "deleted_at", &what)?);
+        }
+        Ok(released)
+    }
+}
+
 /// A time Postgres can store: chrono reaches further into the past than `timestamptz`
 /// (4713 BC), so "before the beginning of time" (a retention longer than history) is clamped.
 fn ts(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -614,14 +640,50 @@ impl PostgresStorage {
             .prepare("release continuations", &self.inner.sql.release)
             .await?;
         let times = vec![now; parents.len()];
-        db.client
+        let rows = db
+            .client
             .query(
                 &statement,
                 &[&parents, &times, &self.inner.channel, &CONTINUATION_NOT_MET],
             )
             .await
             .map_err(|e| self.inner.error("release continuations", e))?;
+        let released = Released::from_rows(&rows)?;
+        let enqueued = released.enqueued + self.release_deleted(db, released).await?;
+        if enqueued > 0 {
+            self.wake();
+        }
         Ok(())
+    }
+
+    /// Releases the children of the jobs a release statement deleted, with a new snapshot per
+    /// round, until a round deletes nothing (see `RELEASE`: a continuation committed while
+    /// the statement waited for its parent's row lock is not in its snapshot). Returns the
+    /// continuations enqueued; none is, as a deleted parent only deletes, unless a child waits
+    /// for any finish.
+    async fn release_deleted(&self, db: &Db<'_>, mut released: Released) -> Result<i64> {
+        let mut enqueued = 0;
+        while !released.deleted.is_empty() {
+            let statement = db
+                .prepare("release continuations", &self.inner.sql.release)
+                .await?;
+            let rows = db
+                .client
+                .query(
+                    &statement,
+                    &[
+                        &released.deleted,
+                        &released.deleted_at,
+                        &self.inner.channel,
+                        &CONTINUATION_NOT_MET,
+                    ],
+                )
+                .await
+                .map_err(|e| self.inner.error("release continuations", e))?;
+            released = Released::from_rows(&rows)?;
+            enqueued += released.enqueued;
+        }
+        Ok(enqueued)
     }
 
     /// Runs `statement` (a one-row count) on a pooled connection.
@@ -861,17 +923,16 @@ impl Storage for PostgresStorage {
                 client.batch_execute("COMMIT"),
             );
             let released = match (begun, completed, released, committed) {
-                (Ok(()), Ok(_), Ok(rows), Ok(())) => rows,
+                (Ok(()), Ok(_), Ok(rows), Ok(())) => Released::from_rows(&rows)?,
                 (Err(error), ..)
                 | (_, Err(error), ..)
                 | (_, _, Err(error), _)
                 | (.., Err(error)) => return Err(self.inner.error("complete", error).into()),
             };
-            let mut enqueued = 0;
-            for row in &released {
-                enqueued +=
-                    row::column::<i64>(row, "count", &|| "released continuations".to_owned())?;
-            }
+            // Deletions are rare (a child waiting for another outcome): their children are
+            // checked again after the commit, so the common batch stays one round trip.
+            let enqueued =
+                released.enqueued + self.release_deleted(&self.db(&client), released).await?;
             if enqueued > 0 {
                 self.wake();
             }
@@ -934,7 +995,7 @@ impl Storage for PostgresStorage {
         let delete_params: [&(dyn ToSql + Sync); 3] = [&id.0, &reason, &now];
         let release_params: [&(dyn ToSql + Sync); 4] =
             [&parents, &times, &self.inner.channel, &CONTINUATION_NOT_MET];
-        let (target, _) = tokio::try_join!(
+        let (target, released) = tokio::try_join!(
             biased;
             tx.query_opt(&delete, &delete_params),
             tx.query(&release, &release_params),
@@ -944,6 +1005,18 @@ impl Storage for PostgresStorage {
             return Err(Error::JobNotFound(id));
         };
         let previous: String = row::column(&target, "state", &|| format!("job {id}"))?;
+        let db = Db {
+            client: tx.client(),
+            cache: Some(&tx.statement_cache),
+            storage: &self.inner,
+        };
+        if self
+            .release_deleted(&db, Released::from_rows(&released)?)
+            .await?
+            > 0
+        {
+            self.wake();
+        }
         tx.commit()
             .await
             .map_err(|e| self.inner.error("delete", e))?;

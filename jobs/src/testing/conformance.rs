@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             continuation_of_finished_parent_moves_at_once,
             continuation_conditions,
             requeued_parent_rearms_deleted_children,
+            continuations_added_while_parents_finish,
             recurring_upsert_list_pause_remove,
             recurring_claim_is_atomic,
             counts_and_listing,
@@ -1153,6 +1154,98 @@ pub async fn continuation_conditions(storage: Arc<dyn Storage>) {
     fetch_from(storage, SERVER, &["default"], 10, at(43)).await;
     complete(storage, other, SERVER, at(44), succeeded(None)).await;
     assert_eq!(state(storage, only_failure).await, JobState::Deleted);
+}
+
+/// A continuation added at the moment its parent is decided ends as if it had been added just
+/// before or just after: never left Awaiting under a parent that is final. Each chain is a
+/// running job `P`, its continuation `C`, and a grandchild `G` added to `C` while `P` succeeds
+/// or is deleted (both at once, from two tasks): when `C` is deleted, `G` must be deleted too;
+/// when `C` is enqueued, `G` waits for it. Kinds of chains: `C` waits for `P`'s failure (deleted
+/// when `P` succeeds), `C` waits for success and `P` is deleted (deleted down the chain), `C`
+/// waits for success and `P` succeeds (`C` enqueued, `G` Awaiting).
+pub async fn continuations_added_while_parents_finish(storage: Arc<dyn Storage>) {
+    const CHAINS: usize = 60;
+    const ROUNDS: usize = 4;
+    for round in 0..ROUNDS {
+        // Each round's parents in a queue of their own: earlier rounds left children Enqueued.
+        let queue = format!("race-{round}");
+        let parents = enqueue(
+            storage.as_ref(),
+            (0..CHAINS).map(|_| job("p", &queue)).collect(),
+        )
+        .await;
+        let now = at(10 * round as i64 + 1);
+        let fetched = fetch_from(storage.as_ref(), SERVER, &[&queue], CHAINS, now).await;
+        assert_eq!(fetched.len(), CHAINS, "every parent is running");
+        let kinds: Vec<(ContinueOn, bool)> = (0..CHAINS)
+            .map(|i| match i % 3 {
+                0 => (ContinueOn::Failed, false),
+                1 => (ContinueOn::Succeeded, true),
+                _ => (ContinueOn::Succeeded, false),
+            })
+            .collect();
+        let children = enqueue(
+            storage.as_ref(),
+            parents
+                .iter()
+                .zip(&kinds)
+                .map(|(parent, (on, _))| child("c", *parent, *on))
+                .collect(),
+        )
+        .await;
+        let start = Arc::new(tokio::sync::Barrier::new(2 * CHAINS));
+        let mut tasks = Vec::new();
+        for i in 0..CHAINS {
+            let (parent, kid, delete) = (parents[i], children[i], kinds[i].1);
+            let (adder, finisher) = (storage.clone(), storage.clone());
+            let (adder_start, finisher_start) = (start.clone(), start.clone());
+            let add = tokio::spawn(async move {
+                adder_start.wait().await;
+                adder
+                    .enqueue(vec![child("g", kid, ContinueOn::Succeeded)], now)
+                    .await
+                    .expect("enqueue a grandchild")[0]
+            });
+            let finish = tokio::spawn(async move {
+                finisher_start.wait().await;
+                if delete {
+                    finisher
+                        .delete(parent, "deleted by a user", now)
+                        .await
+                        .expect("delete");
+                } else {
+                    complete(finisher.as_ref(), parent, SERVER, now, succeeded(None)).await;
+                }
+            });
+            tasks.push((add, finish));
+        }
+        let mut grandchildren = Vec::new();
+        for (add, finish) in tasks {
+            grandchildren.push(add.await.expect("adder task"));
+            finish.await.expect("finisher task");
+        }
+        let mut stuck = Vec::new();
+        for i in 0..CHAINS {
+            let kid = state(storage.as_ref(), children[i]).await;
+            let grandchild = state(storage.as_ref(), grandchildren[i]).await;
+            let expected_kid = match kinds[i] {
+                (ContinueOn::Succeeded, false) => JobState::Enqueued,
+                _ => JobState::Deleted,
+            };
+            assert_eq!(kid, expected_kid, "chain {i} of round {round}");
+            let expected = match kid {
+                JobState::Deleted => JobState::Deleted,
+                _ => JobState::Awaiting,
+            };
+            if grandchild != expected {
+                stuck.push((i, kid, grandchild));
+            }
+        }
+        assert!(
+            stuck.is_empty(),
+            "round {round}: grandchildren in the wrong state (chain, child, grandchild): {stuck:?}"
+        );
+    }
 }
 
 /// Requeuing a deleted parent re-arms the continuations its deletion deleted.
