@@ -63,6 +63,16 @@ pub enum PostgresError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// A storage operation took longer than
+    /// [`PostgresOptions::query_timeout`](crate::PostgresOptions::query_timeout): the database
+    /// did not answer (unreachable, or waiting on a lock).
+    #[error("{operation} timed out after {timeout:?}: the database did not answer")]
+    Timeout {
+        /// The storage operation ("fetch", "keep alive", ...).
+        operation: &'static str,
+        /// The bound it exceeded.
+        timeout: std::time::Duration,
+    },
     /// A migration failed; the migration run was rolled back.
     #[error("migration {version} `{name}` failed: {message}")]
     Migration {

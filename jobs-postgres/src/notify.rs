@@ -91,20 +91,27 @@ pub(crate) fn wake(work: &Notify) {
     work.notify_one();
 }
 
-/// Listens on `channel` until the task is aborted (when the storage is dropped).
+/// Listens on `channel` until the task is aborted (when the storage is dropped). A failure is
+/// logged when the connection goes from working to failing, not at every retry (an outage
+/// would log a line per backoff step); its return is logged once.
 pub(crate) async fn listen(config: tokio_postgres::Config, channel: String, work: Arc<Notify>) {
     let mut backoff = Duration::from_millis(50);
+    let mut failing = false;
     loop {
         let mut listened = false;
-        let ended = listen_once(&config, &channel, &work, &mut listened).await;
+        let ended = listen_once(&config, &channel, &work, &mut listened, &mut failing).await;
         if listened {
             // It worked for a while: reconnect quickly.
             backoff = Duration::from_millis(50);
         }
         match ended {
             Ok(()) => tracing::warn!(channel, "the LISTEN connection closed; reconnecting"),
+            Err(message) if !failing => {
+                failing = true;
+                tracing::warn!(channel, error = %message, "the LISTEN connection failed; reconnecting with backoff (polling meanwhile)");
+            }
             Err(message) => {
-                tracing::warn!(channel, error = %message, retry_in = ?backoff, "the LISTEN connection failed");
+                tracing::debug!(channel, error = %message, retry_in = ?backoff, "the LISTEN connection failed again");
             }
         }
         // Notifications sent while the connection was down are lost: look for work anyway.
@@ -120,6 +127,7 @@ async fn listen_once(
     channel: &str,
     work: &Arc<Notify>,
     listened: &mut bool,
+    failing: &mut bool,
 ) -> Result<(), String> {
     let (client, mut connection) = config
         .connect(NoTls)
@@ -143,11 +151,15 @@ async fn listen_once(
     // `pg_stat_activity` showing what this connection is for).
     let listen = format!("LISTEN {}", quote_identifier(channel));
     let result = async {
-        client
-            .batch_execute(&listen)
-            .await
-            .map_err(|error| describe(&error))?;
+        match tokio::time::timeout(PING_TIMEOUT, client.batch_execute(&listen)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(describe(&error)),
+            Err(_) => return Err(format!("no answer to LISTEN within {PING_TIMEOUT:?}")),
+        }
         *listened = true;
+        if std::mem::take(failing) {
+            tracing::info!(channel, "the LISTEN connection works again");
+        }
         tracing::debug!(channel, "listening for enqueued jobs");
         wake(work);
         loop {

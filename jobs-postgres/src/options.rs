@@ -44,6 +44,14 @@ pub const SESSION_OPTIONS: &str =
 /// | [`application_name`](Self::application_name) | `jobs:<schema>` | `application_name` of the connections `connect` opens (unless the URL sets one) |
 /// | [`max_payload_bytes`](Self::max_payload_bytes) | 1 MiB | largest job arguments accepted |
 /// | [`connect_timeout`](Self::connect_timeout) | 10 s | how long opening a connection may take (unless the URL sets one) |
+/// | [`query_timeout`](Self::query_timeout) | 30 s | how long one storage operation may take, waiting for a pooled connection included |
+/// | [`tcp_user_timeout`](Self::tcp_user_timeout) | 30 s | how long sent data may stay unacknowledged before the connection is dropped (unless the URL sets `tcp_user_timeout`) |
+/// | [`keepalives_idle`](Self::keepalives_idle) | 15 s | idle time before TCP keepalive probes (5 s apart, 3 of them; unless the URL sets `keepalives_idle`) |
+///
+/// Every call to the database is bounded: a network that drops packets silently (a partition,
+/// a failed-over address) surfaces as an error within these times, instead of a call that
+/// never returns. The server side is told the same (`tcp_keepalives_*` session settings), so
+/// it ends a vanished client's session, and its locks, as soon.
 ///
 /// Names (schema, channel) must match `^[a-z_][a-z0-9_]{0,62}$`; they are checked when the
 /// storage is built and always quoted in SQL.
@@ -65,6 +73,9 @@ pub struct PostgresOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) listen_config: Option<tokio_postgres::Config>,
     pub(crate) notify_throttle: Duration,
+    pub(crate) query_timeout: Duration,
+    pub(crate) tcp_user_timeout: Duration,
+    pub(crate) keepalives_idle: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -78,6 +89,9 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(10),
             listen_config: None,
             notify_throttle: Duration::from_millis(5),
+            query_timeout: Duration::from_secs(30),
+            tcp_user_timeout: Duration::from_secs(30),
+            keepalives_idle: Duration::from_secs(15),
         }
     }
 }
@@ -130,6 +144,34 @@ impl PostgresOptions {
         self
     }
 
+    /// How long one storage operation (a fetch, a batch of completions, a lease renewal, ...)
+    /// may take in all, waiting for a pooled connection included; then it fails with
+    /// [`PostgresError::Timeout`](crate::PostgresError::Timeout) and the connections the pool
+    /// held at that moment are replaced as they are next taken (one that hung once may be
+    /// dead). Default 30 s: every statement of the library touches a bounded number of rows
+    /// and takes milliseconds, so an operation this slow is waiting on a lock or a network
+    /// that is gone. Migrations are not bounded by it.
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// How long data sent on a connection may stay unacknowledged before the kernel drops the
+    /// connection (`TCP_USER_TIMEOUT`), unless the URL sets `tcp_user_timeout`. Default 30 s.
+    pub fn tcp_user_timeout(mut self, timeout: Duration) -> Self {
+        self.tcp_user_timeout = timeout;
+        self
+    }
+
+    /// Idle time before a connection sends TCP keepalive probes (then every 5 s, dropped after
+    /// 3 unanswered), unless the URL sets `keepalives_idle`. Default 15 s (the operating
+    /// system's default, 2 hours, lets a `LISTEN` connection to a vanished server hang that
+    /// long).
+    pub fn keepalives_idle(mut self, idle: Duration) -> Self {
+        self.keepalives_idle = idle;
+        self
+    }
+
     /// Where the `LISTEN` connection of a storage built with
     /// [`from_pool_with`](crate::PostgresStorage::from_pool_with) connects (without TLS).
     /// Without it such a storage is woken only by its own enqueues and otherwise polls.
@@ -171,6 +213,11 @@ impl PostgresOptions {
     pub(crate) fn validate(&self) -> Result<(), PostgresError> {
         validate_identifier("schema name", &self.schema)?;
         validate_identifier("notify channel", self.channel_name())?;
+        if self.query_timeout.is_zero() {
+            return Err(PostgresError::InvalidOption(
+                "query_timeout must be longer than zero".to_owned(),
+            ));
+        }
         if self.pool_size == 0 {
             return Err(PostgresError::InvalidOption(
                 "pool_size must be at least 1".to_owned(),

@@ -49,6 +49,66 @@ struct Inner {
     throttle: notify::Throttle,
     last_vacuum: Mutex<Option<std::time::Instant>>,
     vacuum_failed: std::sync::atomic::AtomicBool,
+    /// The bound on each storage operation (`PostgresOptions::query_timeout`).
+    query_timeout: Duration,
+    /// Pooled connections older than the last timed-out operation (see `bounded`).
+    suspect: Arc<Suspect>,
+}
+
+/// Probes 5 s apart, 3 unanswered drop the connection (with `PostgresOptions::keepalives_idle`).
+const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVES_RETRIES: u32 = 3;
+
+/// Bounds how long a dead network can hold a connection: unacknowledged data
+/// (`TCP_USER_TIMEOUT`) and idle keepalive probes, each unless the URL sets its own.
+fn bound_connections(config: &mut tokio_postgres::Config, options: &PostgresOptions) {
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(options.tcp_user_timeout);
+    }
+    // tokio-postgres reports its default (2 hours) when the URL sets none.
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(options.keepalives_idle);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(KEEPALIVES_INTERVAL);
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(KEEPALIVES_RETRIES);
+    }
+}
+
+/// When an operation last timed out. A connection it was using may be dead (a partition
+/// leaves it open with nothing arriving) and went back to the pool when the operation was
+/// dropped; which one is not known, so every connection opened before that moment is replaced
+/// when next taken from the pool (a reconnect costs milliseconds; a dead connection costs a
+/// whole timeout per use).
+#[derive(Debug)]
+struct Suspect {
+    since: std::time::Instant,
+    /// Nanoseconds after `since` of the last timeout; 0 for none.
+    before: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Suspect {
+    fn default() -> Self {
+        Suspect {
+            since: std::time::Instant::now(),
+            before: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Suspect {
+    fn mark(&self) {
+        let nanos = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.before
+            .fetch_max(nanos.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn covers(&self, created: std::time::Instant) -> bool {
+        let before = self.before.load(std::sync::atomic::Ordering::Relaxed);
+        before > 0 && created <= self.since + Duration::from_nanos(before)
+    }
 }
 
 /// How often the elected server looks at the jobs table's dead rows (see `vacuum_if_due`).
@@ -241,10 +301,19 @@ impl PostgresStorage {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
+        bound_connections(&mut config, &options);
         let session = match config.get_options() {
             Some(given) => format!("{given} {SESSION_OPTIONS}"),
             None => SESSION_OPTIONS.to_owned(),
         };
+        // The server probes the connection as often as the client does, so a vanished
+        // client's session (and any lock it holds) ends as soon.
+        let idle = config.get_keepalives_idle().as_secs().max(1);
+        let session = format!(
+            "{session} -c tcp_keepalives_idle={idle} -c tcp_keepalives_interval={} -c tcp_keepalives_count={}",
+            KEEPALIVES_INTERVAL.as_secs(),
+            KEEPALIVES_RETRIES
+        );
         config.options(&session);
         let manager = Manager::from_config(
             config.clone(),
@@ -253,15 +322,34 @@ impl PostgresStorage {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let suspect = Arc::new(Suspect::default());
+        let marked = suspect.clone();
+        let connect_timeout = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(options.connect_timeout);
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(options.query_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(options.query_timeout))
+            .pre_recycle(deadpool_postgres::Hook::sync_fn(move |_, metrics| {
+                if marked.covers(metrics.created) {
+                    Err(deadpool_postgres::HookError::message(
+                        "opened before an operation timed out",
+                    ))
+                } else {
+                    Ok(())
+                }
+            }))
             .build()
             .map_err(PostgresError::Pool)?;
         let options = PostgresOptions {
             listen_config: Some(options.listen_config.clone().unwrap_or(config)),
             ..options
         };
-        let storage = PostgresStorage::from_pool_with(pool, options)?;
+        let storage = PostgresStorage::build(pool, options, suspect)?;
         // Fail now, with the driver's reason, if the database cannot be reached.
         drop(storage.client().await?);
         Ok(storage)
@@ -278,10 +366,22 @@ impl PostgresStorage {
     /// A storage on an existing pool (TLS or not, any size), with `options`. Its connections
     /// keep their own session settings: give them [`SESSION_OPTIONS`] (the startup `options`
     /// of their `tokio_postgres::Config`) unless the pool serves other queries that must keep
-    /// the planner's defaults.
+    /// the planner's defaults. Each operation is still bounded by
+    /// [`PostgresOptions::query_timeout`]; give the pool's `Config` a `tcp_user_timeout`,
+    /// keepalives and pool timeouts too, as [`connect_with`](Self::connect_with) does, so
+    /// that a connection left dead by a partition is dropped rather than reused.
     pub fn from_pool_with(
         pool: Pool,
         options: PostgresOptions,
+    ) -> Result<PostgresStorage, PostgresError> {
+        PostgresStorage::build(pool, options, Arc::new(Suspect::default()))
+    }
+
+    /// A storage on `pool`, whose pre-recycle hook (if any) reads `suspect`.
+    fn build(
+        pool: Pool,
+        options: PostgresOptions,
+        suspect: Arc<Suspect>,
     ) -> Result<PostgresStorage, PostgresError> {
         options.validate()?;
         Ok(PostgresStorage {
@@ -297,6 +397,8 @@ impl PostgresStorage {
                 throttle: notify::Throttle::new(options.notify_throttle),
                 last_vacuum: Mutex::new(None),
                 vacuum_failed: std::sync::atomic::AtomicBool::new(false),
+                query_timeout: options.query_timeout,
+                suspect,
             }),
         })
     }
@@ -420,6 +522,24 @@ impl PostgresStorage {
 
     fn wake(&self) {
         notify::wake(&self.inner.work);
+    }
+
+    /// Runs one storage operation within the query timeout. A timed-out operation is dropped
+    /// where it stands: a transaction it began is rolled back by the server when the
+    /// connection goes, and the connections of the pool are replaced (see `Suspect`).
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let timeout = self.inner.query_timeout;
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.inner.suspect.mark();
+                Err(PostgresError::Timeout { operation, timeout }.into())
+            }
+        }
     }
 
     pub(crate) fn inner_throttle(&self) -> &notify::Throttle {
@@ -775,172 +895,181 @@ impl<'a> CompletionRow<'a> {
 #[async_trait]
 impl Storage for PostgresStorage {
     async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
-        let continuations = jobs
-            .iter()
-            .any(|job| matches!(job.initial, InitialState::Awaiting { .. }));
-        let enqueued = jobs
-            .iter()
-            .any(|job| matches!(job.initial, InitialState::Enqueued));
-        let mut client = self.client().await?;
-        let ids = if continuations {
-            // The parents are locked until the children are committed (see `LOCK_PARENTS`).
-            let tx = client
-                .transaction()
-                .await
-                .map_err(|e| self.inner.error("enqueue", e))?;
-            let db = Db {
-                client: tx.client(),
-                cache: Some(&tx.statement_cache),
-                storage: &self.inner,
+        self.bounded("enqueue", async move {
+            let continuations = jobs
+                .iter()
+                .any(|job| matches!(job.initial, InitialState::Awaiting { .. }));
+            let enqueued = jobs
+                .iter()
+                .any(|job| matches!(job.initial, InitialState::Enqueued));
+            let mut client = self.client().await?;
+            let ids = if continuations {
+                // The parents are locked until the children are committed (see `LOCK_PARENTS`).
+                let tx = client
+                    .transaction()
+                    .await
+                    .map_err(|e| self.inner.error("enqueue", e))?;
+                let db = Db {
+                    client: tx.client(),
+                    cache: Some(&tx.statement_cache),
+                    storage: &self.inner,
+                };
+                let ids = self
+                    .insert(&db, jobs, now, Some(&self.inner.channel))
+                    .await?;
+                tx.commit()
+                    .await
+                    .map_err(|e| self.inner.error("enqueue", e))?;
+                ids
+            } else {
+                let db = self.db(&client);
+                // At most one NOTIFY per throttle window: a NOTIFY in every insert serialises
+                // the commits of concurrent enqueuers. A skipped one is sent by the throttle at
+                // the end of the window, so other processes still wake within it.
+                let channel = (!enqueued || self.inner.throttle.notify_now(self))
+                    .then_some(self.inner.channel.as_str());
+                self.insert(&db, jobs, now, channel).await?
             };
-            let ids = self
-                .insert(&db, jobs, now, Some(&self.inner.channel))
-                .await?;
-            tx.commit()
-                .await
-                .map_err(|e| self.inner.error("enqueue", e))?;
-            ids
-        } else {
-            let db = self.db(&client);
-            // At most one NOTIFY per throttle window: a NOTIFY in every insert serialises
-            // the commits of concurrent enqueuers. A skipped one is sent by the throttle at
-            // the end of the window, so other processes still wake within it.
-            let channel = (!enqueued || self.inner.throttle.notify_now(self))
-                .then_some(self.inner.channel.as_str());
-            self.insert(&db, jobs, now, channel).await?
-        };
-        if enqueued || continuations {
-            self.wake();
-        }
-        Ok(ids)
+            if enqueued || continuations {
+                self.wake();
+            }
+            Ok(ids)
+        })
+        .await
     }
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>> {
-        let mut queues: Vec<&str> = Vec::with_capacity(request.queues.len());
-        for queue in request.queues {
-            if !queues.contains(&queue.as_str()) {
-                queues.push(queue);
+        self.bounded("fetch", async move {
+            let mut queues: Vec<&str> = Vec::with_capacity(request.queues.len());
+            for queue in request.queues {
+                if !queues.contains(&queue.as_str()) {
+                    queues.push(queue);
+                }
             }
-        }
-        if request.limit == 0 || queues.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .query(
-                "fetch",
-                &self.inner.sql.fetch,
-                &[
-                    &queues,
-                    &big(request.limit),
-                    &request.server_id,
-                    &ts(request.now),
-                    &ts(request.lease_until),
-                ],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(row::fetched_job)
-            .collect::<Result<Vec<_>, _>>()?)
+            if request.limit == 0 || queues.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = self
+                .query(
+                    "fetch",
+                    &self.inner.sql.fetch,
+                    &[
+                        &queues,
+                        &big(request.limit),
+                        &request.server_id,
+                        &ts(request.now),
+                        &ts(request.lease_until),
+                    ],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(row::fetched_job)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn complete(&self, completions: &[Completion]) -> Result<()> {
-        let mut seen = HashSet::new();
-        let rows = completions
-            .iter()
-            .filter(|completion| seen.insert(completion.id))
-            .map(CompletionRow::new)
-            .collect::<Vec<_>>();
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let (finished, finished_at): (Vec<i64>, Vec<DateTime<Utc>>) = rows
-            .iter()
-            .filter(|row| {
-                matches!(
-                    row.state,
-                    JobState::Succeeded | JobState::Failed | JobState::Deleted
-                )
-            })
-            .map(|row| (row.id, row.at))
-            .unzip();
-        let requeued = rows.iter().any(|row| row.state == JobState::Enqueued);
-        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-        let servers: Vec<&str> = rows.iter().map(|row| row.server_id).collect();
-        let ats: Vec<DateTime<Utc>> = rows.iter().map(|row| row.at).collect();
-        let states: Vec<&str> = rows.iter().map(|row| row.state.as_str()).collect();
-        let reasons: Vec<Option<&str>> = rows.iter().map(|row| row.reason).collect();
-        let data: Vec<Json<&StateData>> = rows.iter().map(|row| Json(&*row.data)).collect();
-        let run_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.run_at).collect();
-        let failed: Vec<bool> = rows.iter().map(|row| row.failed).collect();
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &ids,
-            &servers,
-            &ats,
-            &states,
-            &reasons,
-            &data,
-            &run_ats,
-            &failed,
-            &self.inner.channel,
-        ];
-        let client = self.client().await?;
-        if finished.is_empty() {
-            // Nothing can release a continuation: one autocommit statement.
-            let statement = self
-                .db(&client)
-                .prepare("complete", &self.inner.sql.complete)
-                .await?;
-            client
-                .query(&statement, &params)
-                .await
-                .map_err(|e| self.inner.error("complete", e))?;
-        } else {
-            // One round trip: BEGIN, the batch, the release, COMMIT are pipelined. The release
-            // is a second statement so its snapshot sees continuations committed while the
-            // first one waited for its row locks. Every message is queued on the first poll,
-            // so the transaction ends (COMMIT, or ROLLBACK after an error) even if this future
-            // is dropped; an error anywhere aborts the whole transaction.
-            let (complete, release) = {
-                let db = self.db(&client);
-                (
-                    db.prepare("complete", &self.inner.sql.complete).await?,
-                    db.prepare("release continuations", &self.inner.sql.release)
-                        .await?,
-                )
-            };
-            let release_params: [&(dyn ToSql + Sync); 4] = [
-                &finished,
-                &finished_at,
+        self.bounded("complete", async move {
+            let mut seen = HashSet::new();
+            let rows = completions
+                .iter()
+                .filter(|completion| seen.insert(completion.id))
+                .map(CompletionRow::new)
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let (finished, finished_at): (Vec<i64>, Vec<DateTime<Utc>>) = rows
+                .iter()
+                .filter(|row| {
+                    matches!(
+                        row.state,
+                        JobState::Succeeded | JobState::Failed | JobState::Deleted
+                    )
+                })
+                .map(|row| (row.id, row.at))
+                .unzip();
+            let requeued = rows.iter().any(|row| row.state == JobState::Enqueued);
+            let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+            let servers: Vec<&str> = rows.iter().map(|row| row.server_id).collect();
+            let ats: Vec<DateTime<Utc>> = rows.iter().map(|row| row.at).collect();
+            let states: Vec<&str> = rows.iter().map(|row| row.state.as_str()).collect();
+            let reasons: Vec<Option<&str>> = rows.iter().map(|row| row.reason).collect();
+            let data: Vec<Json<&StateData>> = rows.iter().map(|row| Json(&*row.data)).collect();
+            let run_ats: Vec<Option<DateTime<Utc>>> = rows.iter().map(|row| row.run_at).collect();
+            let failed: Vec<bool> = rows.iter().map(|row| row.failed).collect();
+            let params: [&(dyn ToSql + Sync); 9] = [
+                &ids,
+                &servers,
+                &ats,
+                &states,
+                &reasons,
+                &data,
+                &run_ats,
+                &failed,
                 &self.inner.channel,
-                &CONTINUATION_NOT_MET,
             ];
-            let (begun, completed, released, committed) = tokio::join!(
-                biased; // first polled in this order, so sent in this order
-                client.batch_execute("BEGIN"),
-                client.query(&complete, &params),
-                client.query(&release, &release_params),
-                client.batch_execute("COMMIT"),
-            );
-            let released = match (begun, completed, released, committed) {
-                (Ok(()), Ok(_), Ok(rows), Ok(())) => Released::from_rows(&rows)?,
-                (Err(error), ..)
-                | (_, Err(error), ..)
-                | (_, _, Err(error), _)
-                | (.., Err(error)) => return Err(self.inner.error("complete", error).into()),
-            };
-            // Deletions are rare (a child waiting for another outcome): their children are
-            // checked again after the commit, so the common batch stays one round trip.
-            let enqueued =
-                released.enqueued + self.release_deleted(&self.db(&client), released).await?;
-            if enqueued > 0 {
+            let client = self.client().await?;
+            if finished.is_empty() {
+                // Nothing can release a continuation: one autocommit statement.
+                let statement = self
+                    .db(&client)
+                    .prepare("complete", &self.inner.sql.complete)
+                    .await?;
+                client
+                    .query(&statement, &params)
+                    .await
+                    .map_err(|e| self.inner.error("complete", e))?;
+            } else {
+                // One round trip: BEGIN, the batch, the release, COMMIT are pipelined. The release
+                // is a second statement so its snapshot sees continuations committed while the
+                // first one waited for its row locks. Every message is queued on the first poll,
+                // so the transaction ends (COMMIT, or ROLLBACK after an error) even if this future
+                // is dropped; an error anywhere aborts the whole transaction.
+                let (complete, release) = {
+                    let db = self.db(&client);
+                    (
+                        db.prepare("complete", &self.inner.sql.complete).await?,
+                        db.prepare("release continuations", &self.inner.sql.release)
+                            .await?,
+                    )
+                };
+                let release_params: [&(dyn ToSql + Sync); 4] = [
+                    &finished,
+                    &finished_at,
+                    &self.inner.channel,
+                    &CONTINUATION_NOT_MET,
+                ];
+                let (begun, completed, released, committed) = tokio::join!(
+                    biased; // first polled in this order, so sent in this order
+                    client.batch_execute("BEGIN"),
+                    client.query(&complete, &params),
+                    client.query(&release, &release_params),
+                    client.batch_execute("COMMIT"),
+                );
+                let released = match (begun, completed, released, committed) {
+                    (Ok(()), Ok(_), Ok(rows), Ok(())) => Released::from_rows(&rows)?,
+                    (Err(error), ..)
+                    | (_, Err(error), ..)
+                    | (_, _, Err(error), _)
+                    | (.., Err(error)) => return Err(self.inner.error("complete", error).into()),
+                };
+                // Deletions are rare (a child waiting for another outcome): their children are
+                // checked again after the commit, so the common batch stays one round trip.
+                let enqueued =
+                    released.enqueued + self.release_deleted(&self.db(&client), released).await?;
+                if enqueued > 0 {
+                    self.wake();
+                }
+            }
+            if requeued {
                 self.wake();
             }
-        }
-        if requeued {
-            self.wake();
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn keep_alive(
@@ -949,129 +1078,142 @@ impl Storage for PostgresStorage {
         ids: &[JobId],
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<JobId>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
-        let rows = self
-            .query(
-                "keep alive",
-                &self.inner.sql.keep_alive,
-                &[&server_id, &raw, &ts(lease_until)],
-            )
-            .await?;
-        let mut held = HashSet::new();
-        for row in &rows {
-            held.insert(row::column::<i64>(row, "id", &|| {
-                "a leased job".to_owned()
-            })?);
-        }
-        Ok(ids
-            .iter()
-            .copied()
-            .filter(|id| !held.contains(&id.0))
-            .collect())
+        self.bounded("keep alive", async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
+            let rows = self
+                .query(
+                    "keep alive",
+                    &self.inner.sql.keep_alive,
+                    &[&server_id, &raw, &ts(lease_until)],
+                )
+                .await?;
+            let mut held = HashSet::new();
+            for row in &rows {
+                held.insert(row::column::<i64>(row, "id", &|| {
+                    "a leased job".to_owned()
+                })?);
+            }
+            Ok(ids
+                .iter()
+                .copied()
+                .filter(|id| !held.contains(&id.0))
+                .collect())
+        })
+        .await
     }
 
     async fn delete(&self, id: JobId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
-        let now = ts(now);
-        let mut client = self.client().await?;
-        let (delete, release) = {
-            let db = self.db(&client);
-            (
-                db.prepare("delete", &self.inner.sql.delete).await?,
-                db.prepare("release continuations", &self.inner.sql.release)
-                    .await?,
+        self.bounded("delete", async move {
+            let now = ts(now);
+            let mut client = self.client().await?;
+            let (delete, release) = {
+                let db = self.db(&client);
+                (
+                    db.prepare("delete", &self.inner.sql.delete).await?,
+                    db.prepare("release continuations", &self.inner.sql.release)
+                        .await?,
+                )
+            };
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| self.inner.error("delete", e))?;
+            let parents = [id.0];
+            let parents = &parents[..];
+            let times = [now];
+            let times = &times[..];
+            let delete_params: [&(dyn ToSql + Sync); 3] = [&id.0, &reason, &now];
+            let release_params: [&(dyn ToSql + Sync); 4] =
+                [&parents, &times, &self.inner.channel, &CONTINUATION_NOT_MET];
+            let (target, released) = tokio::try_join!(
+                biased;
+                tx.query_opt(&delete, &delete_params),
+                tx.query(&release, &release_params),
             )
-        };
-        let tx = client
-            .transaction()
-            .await
             .map_err(|e| self.inner.error("delete", e))?;
-        let parents = [id.0];
-        let parents = &parents[..];
-        let times = [now];
-        let times = &times[..];
-        let delete_params: [&(dyn ToSql + Sync); 3] = [&id.0, &reason, &now];
-        let release_params: [&(dyn ToSql + Sync); 4] =
-            [&parents, &times, &self.inner.channel, &CONTINUATION_NOT_MET];
-        let (target, released) = tokio::try_join!(
-            biased;
-            tx.query_opt(&delete, &delete_params),
-            tx.query(&release, &release_params),
-        )
-        .map_err(|e| self.inner.error("delete", e))?;
-        let Some(target) = target else {
-            return Err(Error::JobNotFound(id));
-        };
-        let previous: String = row::column(&target, "state", &|| format!("job {id}"))?;
-        let db = Db {
-            client: tx.client(),
-            cache: Some(&tx.statement_cache),
-            storage: &self.inner,
-        };
-        if self
-            .release_deleted(&db, Released::from_rows(&released)?)
-            .await?
-            > 0
-        {
-            self.wake();
-        }
-        tx.commit()
-            .await
-            .map_err(|e| self.inner.error("delete", e))?;
-        Ok(previous != JobState::Deleted.as_str())
+            let Some(target) = target else {
+                return Err(Error::JobNotFound(id));
+            };
+            let previous: String = row::column(&target, "state", &|| format!("job {id}"))?;
+            let db = Db {
+                client: tx.client(),
+                cache: Some(&tx.statement_cache),
+                storage: &self.inner,
+            };
+            if self
+                .release_deleted(&db, Released::from_rows(&released)?)
+                .await?
+                > 0
+            {
+                self.wake();
+            }
+            tx.commit()
+                .await
+                .map_err(|e| self.inner.error("delete", e))?;
+            Ok(previous != JobState::Deleted.as_str())
+        })
+        .await
     }
 
     async fn requeue(&self, id: JobId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
-        let now = ts(now);
-        let mut client = self.client().await?;
-        let (requeue, rearm) = {
-            let db = self.db(&client);
-            (
-                db.prepare("requeue", &self.inner.sql.requeue).await?,
-                db.prepare("requeue", &self.inner.sql.rearm).await?,
-            )
-        };
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.inner.error("requeue", e))?;
-        let target = tx
-            .query_opt(&requeue, &[&id.0, &reason, &now, &self.inner.channel])
-            .await
-            .map_err(|e| self.inner.error("requeue", e))?;
-        let Some(target) = target else {
-            return Err(Error::JobNotFound(id));
-        };
-        let previous: String = row::column(&target, "state", &|| format!("job {id}"))?;
-        if previous == JobState::Enqueued.as_str() {
-            return Ok(false);
-        }
-        tx.query(&rearm, &[&id.0, &now, &CONTINUATION_NOT_MET])
-            .await
-            .map_err(|e| self.inner.error("requeue", e))?;
-        tx.commit()
-            .await
-            .map_err(|e| self.inner.error("requeue", e))?;
-        self.wake();
-        Ok(true)
+        self.bounded("requeue", async move {
+            let now = ts(now);
+            let mut client = self.client().await?;
+            let (requeue, rearm) = {
+                let db = self.db(&client);
+                (
+                    db.prepare("requeue", &self.inner.sql.requeue).await?,
+                    db.prepare("requeue", &self.inner.sql.rearm).await?,
+                )
+            };
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| self.inner.error("requeue", e))?;
+            let target = tx
+                .query_opt(&requeue, &[&id.0, &reason, &now, &self.inner.channel])
+                .await
+                .map_err(|e| self.inner.error("requeue", e))?;
+            let Some(target) = target else {
+                return Err(Error::JobNotFound(id));
+            };
+            let previous: String = row::column(&target, "state", &|| format!("job {id}"))?;
+            if previous == JobState::Enqueued.as_str() {
+                return Ok(false);
+            }
+            tx.query(&rearm, &[&id.0, &now, &CONTINUATION_NOT_MET])
+                .await
+                .map_err(|e| self.inner.error("requeue", e))?;
+            tx.commit()
+                .await
+                .map_err(|e| self.inner.error("requeue", e))?;
+            self.wake();
+            Ok(true)
+        })
+        .await
     }
 
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
-        Ok(self.jobs(&[id]).await?.pop())
+        self.bounded("job", async move { Ok(self.jobs(&[id]).await?.pop()) })
+            .await
     }
 
     async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
-        let rows = self.query("jobs", &self.inner.sql.jobs, &[&raw]).await?;
-        Ok(rows
-            .iter()
-            .map(|row| row::job_record(row, true))
-            .collect::<Result<Vec<_>, _>>()?)
+        self.bounded("jobs", async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
+            let rows = self.query("jobs", &self.inner.sql.jobs, &[&raw]).await?;
+            Ok(rows
+                .iter()
+                .map(|row| row::job_record(row, true))
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn wait_for_work(&self, max_wait: Duration) {
@@ -1080,56 +1222,65 @@ impl Storage for PostgresStorage {
     }
 
     async fn promote_scheduled(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let promoted = self
-            .count_query(
-                "promote scheduled",
-                &self.inner.sql.promote_scheduled,
-                &[&ts(now), &big(limit), &self.inner.channel],
-            )
-            .await?;
-        if promoted > 0 {
-            self.wake();
-        }
-        Ok(promoted)
+        self.bounded("promote scheduled", async move {
+            if limit == 0 {
+                return Ok(0);
+            }
+            let promoted = self
+                .count_query(
+                    "promote scheduled",
+                    &self.inner.sql.promote_scheduled,
+                    &[&ts(now), &big(limit), &self.inner.channel],
+                )
+                .await?;
+            if promoted > 0 {
+                self.wake();
+            }
+            Ok(promoted)
+        })
+        .await
     }
 
     async fn rescue_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let rescued = self
-            .count_query(
-                "rescue expired",
-                &self.inner.sql.rescue_expired,
-                &[&ts(now), &big(limit), &self.inner.channel],
-            )
-            .await?;
-        if rescued > 0 {
-            self.wake();
-        }
-        Ok(rescued)
+        self.bounded("rescue expired", async move {
+            if limit == 0 {
+                return Ok(0);
+            }
+            let rescued = self
+                .count_query(
+                    "rescue expired",
+                    &self.inner.sql.rescue_expired,
+                    &[&ts(now), &big(limit), &self.inner.channel],
+                )
+                .await?;
+            if rescued > 0 {
+                self.wake();
+            }
+            Ok(rescued)
+        })
+        .await
     }
 
     async fn prune(&self, request: PruneRequest) -> Result<usize> {
-        if request.limit == 0 {
-            return Ok(0);
-        }
-        let pruned = self
-            .count_query(
-                "prune",
-                &self.inner.sql.prune,
-                &[
-                    &ts(request.finished_before),
-                    &request.failed_before.map(ts),
-                    &big(request.limit),
-                ],
-            )
-            .await?;
-        self.vacuum_if_due().await;
-        Ok(pruned)
+        self.bounded("prune", async move {
+            if request.limit == 0 {
+                return Ok(0);
+            }
+            let pruned = self
+                .count_query(
+                    "prune",
+                    &self.inner.sql.prune,
+                    &[
+                        &ts(request.finished_before),
+                        &request.failed_before.map(ts),
+                        &big(request.limit),
+                    ],
+                )
+                .await?;
+            self.vacuum_if_due().await;
+            Ok(pruned)
+        })
+        .await
     }
 
     async fn try_lead(
@@ -1138,284 +1289,332 @@ impl Storage for PostgresStorage {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<bool> {
-        let rows = self
-            .query(
-                "try lead",
-                &self.inner.sql.try_lead,
-                &[&server_id, &ts(now), &ts(until)],
-            )
-            .await?;
-        Ok(!rows.is_empty())
+        self.bounded("try lead", async move {
+            let rows = self
+                .query(
+                    "try lead",
+                    &self.inner.sql.try_lead,
+                    &[&server_id, &ts(now), &ts(until)],
+                )
+                .await?;
+            Ok(!rows.is_empty())
+        })
+        .await
     }
 
     async fn resign(&self, server_id: &str) -> Result<()> {
-        self.execute("resign", &self.inner.sql.resign, &[&server_id])
-            .await?;
-        Ok(())
+        self.bounded("resign", async move {
+            self.execute("resign", &self.inner.sql.resign, &[&server_id])
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn register_server(&self, server: &ServerInfo, now: DateTime<Utc>) -> Result<()> {
-        self.execute(
-            "register server",
-            &self.inner.sql.register_server,
-            &[
-                &server.id,
-                &server.queues,
-                &big(server.workers),
-                &ts(server.started_at),
-                &ts(now),
-            ],
-        )
-        .await?;
-        Ok(())
+        self.bounded("register server", async move {
+            self.execute(
+                "register server",
+                &self.inner.sql.register_server,
+                &[
+                    &server.id,
+                    &server.queues,
+                    &big(server.workers),
+                    &ts(server.started_at),
+                    &ts(now),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn heartbeat(&self, server_id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.execute(
-            "heartbeat",
-            &self.inner.sql.heartbeat,
-            &[&server_id, &ts(now)],
-        )
-        .await?;
-        Ok(())
+        self.bounded("heartbeat", async move {
+            self.execute(
+                "heartbeat",
+                &self.inner.sql.heartbeat,
+                &[&server_id, &ts(now)],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn unregister_server(&self, server_id: &str) -> Result<()> {
-        self.execute(
-            "unregister server",
-            &self.inner.sql.unregister_server,
-            &[&server_id],
-        )
-        .await?;
-        Ok(())
+        self.bounded("unregister server", async move {
+            self.execute(
+                "unregister server",
+                &self.inner.sql.unregister_server,
+                &[&server_id],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn remove_dead_servers(&self, before: DateTime<Utc>) -> Result<usize> {
-        let removed = self
-            .execute(
-                "remove dead servers",
-                &self.inner.sql.remove_dead_servers,
-                &[&ts(before)],
-            )
-            .await?;
-        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+        self.bounded("remove dead servers", async move {
+            let removed = self
+                .execute(
+                    "remove dead servers",
+                    &self.inner.sql.remove_dead_servers,
+                    &[&ts(before)],
+                )
+                .await?;
+            Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+        })
+        .await
     }
 
     async fn servers(&self) -> Result<Vec<ServerRecord>> {
-        let rows = self.query("servers", &self.inner.sql.servers, &[]).await?;
-        Ok(rows
-            .iter()
-            .map(row::server)
-            .collect::<Result<Vec<_>, _>>()?)
+        self.bounded("servers", async move {
+            let rows = self.query("servers", &self.inner.sql.servers, &[]).await?;
+            Ok(rows
+                .iter()
+                .map(row::server)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn upsert_recurring(&self, job: RecurringJob) -> Result<()> {
-        self.execute(
-            "upsert recurring",
-            &self.inner.sql.upsert_recurring,
-            &[
-                &job.id,
-                &job.cron,
-                &job.time_zone,
-                &job.job_name,
-                &job.queue,
-                &job.args,
-                &row::misfire_to_sql(job.misfire),
-                &job.skip_if_running,
-                &job.paused,
-                &job.next_run.map(ts),
-                &job.last_run.map(ts),
-                &job.last_job_id.map(|id| id.0),
-                &job.last_error,
-                &ts(job.created_at),
-            ],
-        )
-        .await?;
-        Ok(())
+        self.bounded("upsert recurring", async move {
+            self.execute(
+                "upsert recurring",
+                &self.inner.sql.upsert_recurring,
+                &[
+                    &job.id,
+                    &job.cron,
+                    &job.time_zone,
+                    &job.job_name,
+                    &job.queue,
+                    &job.args,
+                    &row::misfire_to_sql(job.misfire),
+                    &job.skip_if_running,
+                    &job.paused,
+                    &job.next_run.map(ts),
+                    &job.last_run.map(ts),
+                    &job.last_job_id.map(|id| id.0),
+                    &job.last_error,
+                    &ts(job.created_at),
+                ],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>> {
-        let rows = self
-            .query("recurring", &self.inner.sql.recurring, &[&id])
-            .await?;
-        Ok(rows.first().map(row::recurring_job).transpose()?)
+        self.bounded("recurring", async move {
+            let rows = self
+                .query("recurring", &self.inner.sql.recurring, &[&id])
+                .await?;
+            Ok(rows.first().map(row::recurring_job).transpose()?)
+        })
+        .await
     }
 
     async fn list_recurring(&self) -> Result<Vec<RecurringJob>> {
-        let rows = self
-            .query("list recurring", &self.inner.sql.list_recurring, &[])
-            .await?;
-        Ok(rows
-            .iter()
-            .map(row::recurring_job)
-            .collect::<Result<Vec<_>, _>>()?)
+        self.bounded("list recurring", async move {
+            let rows = self
+                .query("list recurring", &self.inner.sql.list_recurring, &[])
+                .await?;
+            Ok(rows
+                .iter()
+                .map(row::recurring_job)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn remove_recurring(&self, id: &str) -> Result<bool> {
-        let removed = self
-            .execute("remove recurring", &self.inner.sql.remove_recurring, &[&id])
-            .await?;
-        Ok(removed > 0)
+        self.bounded("remove recurring", async move {
+            let removed = self
+                .execute("remove recurring", &self.inner.sql.remove_recurring, &[&id])
+                .await?;
+            Ok(removed > 0)
+        })
+        .await
     }
 
     async fn set_recurring_paused(&self, id: &str, paused: bool) -> Result<bool> {
-        let changed = self
-            .execute(
-                "pause recurring",
-                &self.inner.sql.set_recurring_paused,
-                &[&id, &paused],
-            )
-            .await?;
-        Ok(changed > 0)
+        self.bounded("set recurring paused", async move {
+            let changed = self
+                .execute(
+                    "pause recurring",
+                    &self.inner.sql.set_recurring_paused,
+                    &[&id, &paused],
+                )
+                .await?;
+            Ok(changed > 0)
+        })
+        .await
     }
 
     async fn due_recurring(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<RecurringJob>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .query(
-                "due recurring",
-                &self.inner.sql.due_recurring,
-                &[&ts(now), &big(limit)],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(row::recurring_job)
-            .collect::<Result<Vec<_>, _>>()?)
+        self.bounded("due recurring", async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let rows = self
+                .query(
+                    "due recurring",
+                    &self.inner.sql.due_recurring,
+                    &[&ts(now), &big(limit)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(row::recurring_job)
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     async fn claim_recurring(&self, claim: RecurringClaim) -> Result<Option<Option<JobId>>> {
-        let now = ts(claim.now);
-        let mut client = self.client().await?;
-        let (claim_statement, record_statement) = {
-            let db = self.db(&client);
-            (
-                db.prepare("claim recurring", &self.inner.sql.claim_recurring)
-                    .await?,
-                db.prepare("claim recurring", &self.inner.sql.record_recurring_run)
-                    .await?,
-            )
-        };
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.inner.error("claim recurring", e))?;
-        let claimed = tx
-            .query_opt(
-                &claim_statement,
-                &[
-                    &claim.id,
-                    &claim.next_run.map(ts),
-                    &claim.note,
-                    &claim.expected_next.map(ts),
-                ],
-            )
-            .await
-            .map_err(|e| self.inner.error("claim recurring", e))?;
-        if claimed.is_none() {
-            return Ok(None);
-        }
-        let created = match claim.job {
-            Some(job) => {
-                let db = Db {
-                    client: tx.client(),
-                    cache: Some(&tx.statement_cache),
-                    storage: &self.inner,
-                };
-                let ids = self
-                    .insert(&db, vec![job], now, Some(&self.inner.channel))
-                    .await?;
-                let id = ids
-                    .first()
-                    .copied()
-                    .ok_or_else(|| Error::storage("the storage created no job"))?;
-                tx.execute(&record_statement, &[&claim.id, &now, &id.0])
-                    .await
-                    .map_err(|e| self.inner.error("claim recurring", e))?;
-                Some(id)
+        self.bounded("claim recurring", async move {
+            let now = ts(claim.now);
+            let mut client = self.client().await?;
+            let (claim_statement, record_statement) = {
+                let db = self.db(&client);
+                (
+                    db.prepare("claim recurring", &self.inner.sql.claim_recurring)
+                        .await?,
+                    db.prepare("claim recurring", &self.inner.sql.record_recurring_run)
+                        .await?,
+                )
+            };
+            let tx = client
+                .transaction()
+                .await
+                .map_err(|e| self.inner.error("claim recurring", e))?;
+            let claimed = tx
+                .query_opt(
+                    &claim_statement,
+                    &[
+                        &claim.id,
+                        &claim.next_run.map(ts),
+                        &claim.note,
+                        &claim.expected_next.map(ts),
+                    ],
+                )
+                .await
+                .map_err(|e| self.inner.error("claim recurring", e))?;
+            if claimed.is_none() {
+                return Ok(None);
             }
-            None => None,
-        };
-        tx.commit()
-            .await
-            .map_err(|e| self.inner.error("claim recurring", e))?;
-        if created.is_some() {
-            self.wake();
-        }
-        Ok(Some(created))
+            let created = match claim.job {
+                Some(job) => {
+                    let db = Db {
+                        client: tx.client(),
+                        cache: Some(&tx.statement_cache),
+                        storage: &self.inner,
+                    };
+                    let ids = self
+                        .insert(&db, vec![job], now, Some(&self.inner.channel))
+                        .await?;
+                    let id = ids
+                        .first()
+                        .copied()
+                        .ok_or_else(|| Error::storage("the storage created no job"))?;
+                    tx.execute(&record_statement, &[&claim.id, &now, &id.0])
+                        .await
+                        .map_err(|e| self.inner.error("claim recurring", e))?;
+                    Some(id)
+                }
+                None => None,
+            };
+            tx.commit()
+                .await
+                .map_err(|e| self.inner.error("claim recurring", e))?;
+            if created.is_some() {
+                self.wake();
+            }
+            Ok(Some(created))
+        })
+        .await
     }
 
     async fn counts(&self) -> Result<StateCounts> {
-        let rows = self.query("counts", &self.inner.sql.counts, &[]).await?;
-        let mut counts = StateCounts::default();
-        let what = || "the counts".to_owned();
-        for row in &rows {
-            let kind: String = row::column(row, "kind", &what)?;
-            let key: String = row::column(row, "key", &what)?;
-            let value: i64 = row::column(row, "count", &what)?;
-            let value = u64::try_from(value).unwrap_or(0);
-            match kind.as_str() {
-                "state" => {
-                    let state = row::state_from_sql(&key, &what)?;
-                    counts.by_state.insert(state, value);
+        self.bounded("counts", async move {
+            let rows = self.query("counts", &self.inner.sql.counts, &[]).await?;
+            let mut counts = StateCounts::default();
+            let what = || "the counts".to_owned();
+            for row in &rows {
+                let kind: String = row::column(row, "kind", &what)?;
+                let key: String = row::column(row, "key", &what)?;
+                let value: i64 = row::column(row, "count", &what)?;
+                let value = u64::try_from(value).unwrap_or(0);
+                match kind.as_str() {
+                    "state" => {
+                        let state = row::state_from_sql(&key, &what)?;
+                        counts.by_state.insert(state, value);
+                    }
+                    "queue" => {
+                        counts.enqueued_by_queue.insert(key, value);
+                    }
+                    "retries" => counts.retries = value,
+                    "recurring" => counts.recurring = value,
+                    "servers" => counts.servers = value,
+                    _ => {}
                 }
-                "queue" => {
-                    counts.enqueued_by_queue.insert(key, value);
-                }
-                "retries" => counts.retries = value,
-                "recurring" => counts.recurring = value,
-                "servers" => counts.servers = value,
-                _ => {}
             }
-        }
-        // Enqueued jobs are counted once, per queue (see COUNTS).
-        let enqueued: u64 = counts.enqueued_by_queue.values().sum();
-        if enqueued > 0 {
-            counts.by_state.insert(JobState::Enqueued, enqueued);
-        }
-        Ok(counts)
+            // Enqueued jobs are counted once, per queue (see COUNTS).
+            let enqueued: u64 = counts.enqueued_by_queue.values().sum();
+            if enqueued > 0 {
+                counts.by_state.insert(JobState::Enqueued, enqueued);
+            }
+            Ok(counts)
+        })
+        .await
     }
 
     async fn list_jobs(&self, query: JobQuery) -> Result<JobPage> {
-        let filters = ListFilters {
-            state: query.state.is_some(),
-            queue: query.queue.is_some(),
-            name: query.name_contains.is_some(),
-            args: query.args_contains.is_some(),
-            retries_only: query.retries_only,
-        };
-        let sql = self.inner.sql.list_jobs(filters);
-        let limit = big(if query.limit == 0 { 20 } else { query.limit });
-        let offset = big(query.offset);
-        let state = query.state.map(JobState::as_str);
-        let name = query.name_contains.as_deref().map(contains_pattern);
-        let args = query.args_contains.as_deref().map(contains_pattern);
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&offset, &limit];
-        if let Some(state) = &state {
-            params.push(state);
-        }
-        if let Some(queue) = &query.queue {
-            params.push(queue);
-        }
-        if let Some(name) = &name {
-            params.push(name);
-        }
-        if let Some(args) = &args {
-            params.push(args);
-        }
-        let rows = self.query("list jobs", &sql, &params).await?;
-        let mut page = JobPage::default();
-        for row in &rows {
-            let total: i64 = row::column(row, "total", &|| "the job list".to_owned())?;
-            page.total = u64::try_from(total).unwrap_or(0);
-            let id: Option<i64> = row::column(row, "id", &|| "the job list".to_owned())?;
-            if id.is_some() {
-                page.jobs.push(row::job_record(row, false)?);
+        self.bounded("list jobs", async move {
+            let filters = ListFilters {
+                state: query.state.is_some(),
+                queue: query.queue.is_some(),
+                name: query.name_contains.is_some(),
+                args: query.args_contains.is_some(),
+                retries_only: query.retries_only,
+            };
+            let sql = self.inner.sql.list_jobs(filters);
+            let limit = big(if query.limit == 0 { 20 } else { query.limit });
+            let offset = big(query.offset);
+            let state = query.state.map(JobState::as_str);
+            let name = query.name_contains.as_deref().map(contains_pattern);
+            let args = query.args_contains.as_deref().map(contains_pattern);
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&offset, &limit];
+            if let Some(state) = &state {
+                params.push(state);
             }
-        }
-        Ok(page)
+            if let Some(queue) = &query.queue {
+                params.push(queue);
+            }
+            if let Some(name) = &name {
+                params.push(name);
+            }
+            if let Some(args) = &args {
+                params.push(args);
+            }
+            let rows = self.query("list jobs", &sql, &params).await?;
+            let mut page = JobPage::default();
+            for row in &rows {
+                let total: i64 = row::column(row, "total", &|| "the job list".to_owned())?;
+                page.total = u64::try_from(total).unwrap_or(0);
+                let id: Option<i64> = row::column(row, "id", &|| "the job list".to_owned())?;
+                if id.is_some() {
+                    page.jobs.push(row::job_record(row, false)?);
+                }
+            }
+            Ok(page)
+        })
+        .await
     }
 
     async fn statistics(
@@ -1424,52 +1623,55 @@ impl Storage for PostgresStorage {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<StatPoint>> {
-        let step = match granularity {
-            Granularity::Hour => TimeDelta::hours(1),
-            Granularity::Day => TimeDelta::days(1),
-        };
-        let start = from.duration_trunc(step).unwrap_or(from);
-        // The buckets cover whole steps: the last one may end after `to`.
-        let mut end = start;
-        while end < to {
-            end += step;
-        }
-        let rows = self
-            .query(
-                "statistics",
-                &self.inner.sql.statistics,
-                &[&ts(start), &ts(end)],
-            )
-            .await?;
-        let mut hours = BTreeMap::new();
-        let what = || "the statistics".to_owned();
-        for row in &rows {
-            let hour: DateTime<Utc> = row::column(row, "hour", &what)?;
-            let succeeded: i64 = row::column(row, "succeeded", &what)?;
-            let failed: i64 = row::column(row, "failed", &what)?;
-            hours.insert(
-                hour,
-                (
-                    u64::try_from(succeeded).unwrap_or(0),
-                    u64::try_from(failed).unwrap_or(0),
-                ),
-            );
-        }
-        let mut points = Vec::new();
-        let mut at = start;
-        while at < to {
-            let end = at + step;
-            let (succeeded, failed) = hours
-                .range(at..end)
-                .fold((0, 0), |(s, f), (_, (ds, df))| (s + ds, f + df));
-            points.push(StatPoint {
-                at,
-                succeeded,
-                failed,
-            });
-            at = end;
-        }
-        Ok(points)
+        self.bounded("statistics", async move {
+            let step = match granularity {
+                Granularity::Hour => TimeDelta::hours(1),
+                Granularity::Day => TimeDelta::days(1),
+            };
+            let start = from.duration_trunc(step).unwrap_or(from);
+            // The buckets cover whole steps: the last one may end after `to`.
+            let mut end = start;
+            while end < to {
+                end += step;
+            }
+            let rows = self
+                .query(
+                    "statistics",
+                    &self.inner.sql.statistics,
+                    &[&ts(start), &ts(end)],
+                )
+                .await?;
+            let mut hours = BTreeMap::new();
+            let what = || "the statistics".to_owned();
+            for row in &rows {
+                let hour: DateTime<Utc> = row::column(row, "hour", &what)?;
+                let succeeded: i64 = row::column(row, "succeeded", &what)?;
+                let failed: i64 = row::column(row, "failed", &what)?;
+                hours.insert(
+                    hour,
+                    (
+                        u64::try_from(succeeded).unwrap_or(0),
+                        u64::try_from(failed).unwrap_or(0),
+                    ),
+                );
+            }
+            let mut points = Vec::new();
+            let mut at = start;
+            while at < to {
+                let end = at + step;
+                let (succeeded, failed) = hours
+                    .range(at..end)
+                    .fold((0, 0), |(s, f), (_, (ds, df))| (s + ds, f + df));
+                points.push(StatPoint {
+                    at,
+                    succeeded,
+                    failed,
+                });
+                at = end;
+            }
+            Ok(points)
+        })
+        .await
     }
 }
 

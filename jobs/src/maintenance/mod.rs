@@ -20,10 +20,8 @@ const PRUNE_BATCHES_PER_ROUND: usize = 5;
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let interval = shared.config.maintenance_interval;
-    crate::server::every(shared, interval, |shared| async move {
-        if let Err(error) = tick(&shared).await {
-            tracing::warn!(%error, "maintenance failed");
-        }
+    crate::server::every(shared, "maintenance", interval, |shared| async move {
+        Some(tick(&shared).await)
     })
     .await;
 }

@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
+use super::health::{Backoff, MAX_BACKOFF};
 use super::Shared;
 use crate::storage::Completion;
-
-/// Longest wait between attempts to persist a batch after storage errors.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Outcomes on their way from the workers to the completer, with their jobs' claims: a worker
 /// adds one under a short lock, the completer takes them all at once (a channel copied each
@@ -158,11 +156,14 @@ async fn persist(
     mut batch: Vec<Completion>,
     stopping: bool,
 ) -> Vec<Completion> {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
     loop {
         match shared.storage.complete(&batch).await {
-            Ok(()) => break,
+            Ok(()) => {
+                shared.health.succeeded();
+                break;
+            }
             Err(error) => {
                 let giving_up = (stopping || shared.stop_background.is_cancelled())
                     && tokio::time::Instant::now() >= deadline;
@@ -174,9 +175,8 @@ async fn persist(
                     );
                     break;
                 }
-                tracing::warn!(%error, jobs = batch.len(), retry_in = ?backoff, "recording job outcomes failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                shared.health.failed("complete", &error);
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     }

@@ -9,6 +9,7 @@
 mod completer;
 mod config;
 mod executor;
+mod health;
 mod heartbeat;
 mod producer;
 mod worker;
@@ -83,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) cancel_jobs: CancellationToken,
     /// Fires last: heartbeat and maintenance stop.
     pub(crate) stop_background: CancellationToken,
+    /// Whether the storage answers; fetching waits while it does not.
+    pub(crate) health: health::Health,
 }
 
 impl Shared {
@@ -97,24 +100,44 @@ impl Shared {
     }
 }
 
-/// Runs `round` every `interval` (never two at once) until the server's background tasks stop.
-pub(crate) async fn every<F, R>(shared: Arc<Shared>, interval: std::time::Duration, round: F)
-where
+/// Runs `round` (named `operation` in logs) every `interval`, never two at once, until the
+/// server's background tasks stop. A failed round is retried with backoff (from `interval`,
+/// doubling, up to [`health::MAX_BACKOFF`] or `interval` if longer) and reported to the
+/// server's [`health::Health`], which logs the outage once. A round that asked nothing of the
+/// storage returns `None` and tells the health nothing.
+pub(crate) async fn every<F, R>(
+    shared: Arc<Shared>,
+    operation: &'static str,
+    interval: std::time::Duration,
+    round: F,
+) where
     F: Fn(Arc<Shared>) -> R,
-    R: Future<Output = ()>,
+    R: Future<Output = Option<Result<()>>>,
 {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = health::Backoff::new(interval, health::MAX_BACKOFF);
+    let mut wait = std::time::Duration::ZERO;
     loop {
         tokio::select! {
             () = shared.stop_background.cancelled() => return,
-            _ = ticker.tick() => {}
+            () = tokio::time::sleep(wait) => {}
         }
         // A round stops with the server: every storage call in it is atomic on its own.
-        tokio::select! {
+        let result = tokio::select! {
             () = shared.stop_background.cancelled() => return,
-            () = round(shared.clone()) => {}
-        }
+            result = round(shared.clone()) => result,
+        };
+        wait = match result {
+            None => interval,
+            Some(Ok(())) => {
+                shared.health.succeeded();
+                backoff.reset();
+                interval
+            }
+            Some(Err(error)) => {
+                shared.health.failed(operation, &error);
+                backoff.next_delay()
+            }
+        };
     }
 }
 
@@ -156,6 +179,7 @@ impl Server {
                 stop_fetching: CancellationToken::new(),
                 cancel_jobs,
                 stop_background: CancellationToken::new(),
+                health: health::Health::default(),
             }),
         }
     }
@@ -195,13 +219,14 @@ impl Server {
             jobs,
         ));
         let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));
+        let leases = tokio::spawn(heartbeat::renew_leases(shared.clone()));
         let maintenance = tokio::spawn(crate::maintenance::run(shared.clone()));
         Ok(ServerHandle {
             shared,
             tracker,
             producer,
             completer,
-            background: vec![heartbeat, maintenance],
+            background: vec![heartbeat, leases, maintenance],
         })
     }
 
@@ -212,6 +237,10 @@ impl Server {
         handle.shutdown().await
     }
 }
+
+/// The most time [`ServerHandle::shutdown`] takes beyond the grace period and the shutdown
+/// timeout, when the jobs used all of them: to record their outcomes and unregister.
+const FINAL_STEPS: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A running server.
 #[derive(Debug)]
@@ -241,14 +270,29 @@ impl ServerHandle {
     /// their cancellation tokens fire, and a job that ends with an error after that goes back
     /// to the head of its queue (not Failed). Jobs still running after the shutdown timeout
     /// are abandoned: their leases lapse and another server runs them.
+    ///
+    /// Returns within the grace period plus the shutdown timeout, even when the storage does
+    /// not answer (a fetch, a batch of outcomes or the unregistration hung on a lost
+    /// connection is abandoned at that deadline: what it would have stored is redone when the
+    /// jobs' leases lapse). When the jobs took all of it, recording their last outcomes and
+    /// unregistering get at most 2 s more.
     pub async fn shutdown(self) -> Result<()> {
         let shared = &self.shared;
         let config = &shared.config;
+        let started = tokio::time::Instant::now();
+        let deadline = started + config.shutdown_grace + config.shutdown_timeout;
         shared.stop_fetching.cancel();
-        let _ = self.producer.await;
+        let mut producer = self.producer;
+        if tokio::time::timeout_at(deadline, &mut producer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a fetch did not return before the shutdown deadline; abandoning it");
+            producer.abort();
+        }
         self.tracker.close();
         let mut result = Ok(());
-        if tokio::time::timeout(config.shutdown_grace, self.tracker.wait())
+        if tokio::time::timeout_at(started + config.shutdown_grace, self.tracker.wait())
             .await
             .is_err()
         {
@@ -260,7 +304,7 @@ impl ServerHandle {
             for token in shared.running().values() {
                 token.cancel();
             }
-            if tokio::time::timeout(config.shutdown_timeout, self.tracker.wait())
+            if tokio::time::timeout_at(deadline, self.tracker.wait())
                 .await
                 .is_err()
             {
@@ -273,18 +317,33 @@ impl ServerHandle {
                 ));
             }
         }
-        // Every job task has ended (or was abandoned): the completer drains what is left.
+        // Every job task has ended (or was abandoned): the completer drains what is left,
+        // and the server unregisters, within what is left of the deadline.
+        let last = deadline.max(tokio::time::Instant::now() + FINAL_STEPS);
         shared.stop_background.cancel();
-        let _ = self.completer.await;
+        let mut completer = self.completer;
+        if tokio::time::timeout_at(last, &mut completer).await.is_err() {
+            tracing::error!(
+                "could not record the last job outcomes before the shutdown deadline; their leases will lapse and they will run again"
+            );
+            completer.abort();
+        }
         for task in self.background {
             let _ = task.await;
         }
         let storage = &shared.storage;
-        if let Err(error) = storage.resign(&shared.server_id).await {
-            tracing::warn!(%error, "could not resign leadership");
-        }
-        if let Err(error) = storage.unregister_server(&shared.server_id).await {
-            tracing::warn!(%error, "could not unregister the server");
+        let unregister = async {
+            if let Err(error) = storage.resign(&shared.server_id).await {
+                tracing::warn!(%error, "could not resign leadership");
+            }
+            if let Err(error) = storage.unregister_server(&shared.server_id).await {
+                tracing::warn!(%error, "could not unregister the server");
+            }
+        };
+        if tokio::time::timeout_at(last, unregister).await.is_err() {
+            tracing::warn!(
+                "could not unregister before the shutdown deadline; the server record expires by itself"
+            );
         }
         tracing::info!(server = %shared.server_id, "server stopped");
         result

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::health::{Backoff, MAX_BACKOFF};
 use super::worker::Claimed;
 use super::Shared;
 use crate::clock;
@@ -14,9 +15,6 @@ use crate::storage::FetchRequest;
 
 /// Longest wait for half the slots to free up before fetching, while the queue is busy.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
-
-/// Longest wait between fetch attempts after storage errors.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Claims jobs while `claims` (the jobs fetched and not finished: workers plus buffer) has
 /// room, and sends them to the workers. Dropping `workers` when it returns tells the workers
@@ -29,8 +27,17 @@ pub(crate) async fn run(
     let capacity = shared.config.claims();
     // Whether the last fetch took all it asked for (more jobs are probably waiting).
     let mut busy = false;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
     loop {
+        if !shared.health.is_available() {
+            // The leases of what it fetches could not be renewed: wait for the storage to
+            // answer again (the heartbeat and lease loops keep asking, with backoff).
+            tokio::select! {
+                biased;
+                () = shared.stop_fetching.cancelled() => return,
+                () = shared.health.available() => {}
+            }
+        }
         let first = tokio::select! {
             biased;
             () = shared.stop_fetching.cancelled() => return,
@@ -68,17 +75,17 @@ pub(crate) async fn run(
         // A fetch is never interrupted: the jobs it claims must run (or their leases lapse).
         let fetched = match shared.storage.fetch(request).await {
             Ok(fetched) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
+                shared.health.succeeded();
                 fetched
             }
             Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "fetching jobs failed");
+                shared.health.failed("fetch", &error);
                 drop(permits);
                 tokio::select! {
                     () = shared.stop_fetching.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
