@@ -658,15 +658,32 @@ mod tests {
         assert_eq!(parse_err(quote!(queue = "a" retries = 3)).len(), 1);
     }
 
+    /// The same table as the `jobs` crate's `validate_queue` test: the rule checked here at
+    /// compile time and the one storages and servers apply agree on every name in it.
     #[test]
-    fn queue_names() {
-        for ok in ["default", "critical", "a-b_c", "q1", "0"] {
-            assert_eq!(check_queue(ok), Ok(()), "{ok}");
+    fn queue_names_follow_the_shared_table() {
+        const NAMES: &str = include_str!("../../jobs/tests/data/queue-names.txt");
+        let mut cases = 0;
+        for line in NAMES.lines().filter(|line| !line.starts_with('#')) {
+            let (verdict, name) = line.split_once(' ').expect("`ok <name>` or `bad <name>`");
+            assert_eq!(
+                check_queue(name).is_ok(),
+                verdict == "ok",
+                "queue name {name:?}"
+            );
+            cases += 1;
         }
-        for bad in ["Critical", "a b", "a.b", "é", "a/b"] {
-            assert!(check_queue(bad).is_err(), "{bad}");
-        }
-        assert!(check_queue("").is_err());
+        assert!(cases >= 15, "the table has its cases");
+        assert_eq!(
+            check_queue("Not Valid"),
+            Err(
+                "invalid queue name `Not Valid`: queue names must match `^[a-z0-9_-]+$`".to_owned()
+            )
+        );
+        assert_eq!(
+            check_queue(""),
+            Err("queue name must not be empty".to_owned())
+        );
     }
 
     #[test]

@@ -641,6 +641,9 @@ impl PostgresStorage {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
+        for job in &jobs {
+            jobs::validate_queue(&job.queue)?;
+        }
         if let Some(limit) = self.inner.max_payload_bytes {
             if let Some(job) = jobs.iter().find(|job| job.args.len() > limit) {
                 return Err(PostgresError::PayloadTooLarge {

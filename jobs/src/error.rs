@@ -52,6 +52,9 @@ pub enum Error {
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A queue name outside `^[a-z0-9_-]+$` (see [`validate_queue`](crate::validate_queue)).
+    #[error("{0}")]
+    InvalidQueue(String),
     /// A cron expression could not be parsed.
     #[error("invalid cron expression `{expression}`: {reason}")]
     InvalidCron {

@@ -722,7 +722,7 @@ async fn invalid_server_settings_are_refused() {
         .unwrap_err();
     assert_eq!(
         bad_queue.to_string(),
-        "invalid configuration: queue name `Bad Queue` must match ^[a-z0-9_-]+$"
+        "invalid queue name `Bad Queue`: queue names must match `^[a-z0-9_-]+$`"
     );
     let no_workers = Server::builder(MemoryStorage::new())
         .workers(0)

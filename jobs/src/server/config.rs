@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::container::{Container, Services};
 use crate::error::{Error, Result};
+use crate::queue::validate_queue;
 use crate::registry::Registry;
 use crate::retry::{HangfireBackoff, RetryPolicy};
 use crate::storage::Storage;
@@ -79,21 +80,6 @@ impl std::fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("config", &self.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// Queue names: `^[a-z0-9_-]+$`, as Hangfire.
-pub(crate) fn validate_queue(queue: &str) -> Result<()> {
-    let valid = !queue.is_empty()
-        && queue
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::InvalidConfig(format!(
-            "queue name `{queue}` must match ^[a-z0-9_-]+$"
-        )))
     }
 }
 

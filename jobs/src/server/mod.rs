@@ -14,8 +14,6 @@ mod heartbeat;
 mod producer;
 mod worker;
 
-#[allow(unused_imports)]
-pub(crate) use config::validate_queue;
 pub use config::ServerBuilder;
 
 use std::collections::HashMap;

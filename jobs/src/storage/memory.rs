@@ -708,6 +708,7 @@ impl Storage for MemoryStorage {
         let ids = {
             let mut state = self.lock();
             for job in &jobs {
+                crate::queue::validate_queue(&job.queue)?;
                 if let InitialState::Awaiting { parent, .. } = job.initial {
                     if !state.jobs.contains_key(&parent) {
                         return Err(Error::ParentNotFound(parent));

@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             continuation_runs_after_parent_succeeds,
             continuation_delete_cascades,
             continuation_missing_parent_is_an_error,
+            enqueue_refuses_invalid_queue_names,
             continuation_of_finished_parent_moves_at_once,
             continuation_conditions,
             requeued_parent_rearms_deleted_children,
@@ -1038,6 +1039,27 @@ pub async fn continuation_missing_parent_is_an_error(storage: Arc<dyn Storage>) 
             .by_state
             .values()
             .sum::<u64>(),
+        0,
+        "nothing was created"
+    );
+}
+
+/// A job for a queue no server may serve (`validate_queue`) is refused, and nothing of its
+/// batch is created.
+pub async fn enqueue_refuses_invalid_queue_names(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    for bad in ["Not Valid", "", "naïve", "a.b"] {
+        let result = storage
+            .enqueue(vec![job("fine", "default"), job("bad", bad)], t0())
+            .await;
+        assert!(
+            matches!(&result, Err(Error::InvalidQueue(message)) if message.contains("queue name")),
+            "queue {bad:?}: {result:?}"
+        );
+    }
+    let counts = storage.counts().await.expect("counts");
+    assert_eq!(
+        counts.by_state.values().sum::<u64>(),
         0,
         "nothing was created"
     );

@@ -165,21 +165,42 @@ impl Worker {
     /// Starts a worker on any schema name (even an invalid one) and waits until it serves or
     /// exits.
     pub fn start_on(url: &str, schema: &str, settings: WorkerSettings) -> Worker {
-        let mut worker = Worker::spawn(url, schema, settings);
+        Worker::spawn(url, schema, settings).ready()
+    }
+
+    /// Starts a worker in the network namespace `netns` (`ip netns exec`, which keeps the
+    /// process id), logging at `log` level, and waits until it serves.
+    pub fn start_in(
+        netns: &str,
+        url: &str,
+        schema: &str,
+        settings: WorkerSettings,
+        log: &str,
+    ) -> Worker {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns, env!("CARGO_BIN_EXE_pg_worker")])
+            .env("RUST_LOG", log);
+        let worker = Worker::spawn_command(command, url, schema, settings);
+        worker.ready()
+    }
+
+    /// Waits until the worker prints that it serves; panics with its output if it exits first.
+    fn ready(mut self) -> Worker {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match worker.lines.recv_timeout(left) {
+            match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(id) = line.strip_prefix("ready ") {
-                        worker.server_id = id.to_owned();
-                        return worker;
+                        self.server_id = id.to_owned();
+                        return self;
                     }
                 }
                 Err(_) => panic!(
                     "worker {} did not become ready: {}",
-                    worker.pid,
-                    worker.stderr()
+                    self.pid,
+                    self.stderr()
                 ),
             }
         }
@@ -187,7 +208,21 @@ impl Worker {
 
     /// Starts a worker without waiting for it.
     pub fn spawn(url: &str, schema: &str, settings: WorkerSettings) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pg_worker"))
+        Worker::spawn_command(
+            Command::new(env!("CARGO_BIN_EXE_pg_worker")),
+            url,
+            schema,
+            settings,
+        )
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        url: &str,
+        schema: &str,
+        settings: WorkerSettings,
+    ) -> Worker {
+        let mut child = command
             .env("JOBS_TEST_DATABASE_URL", url)
             .env("PG_WORKER_SCHEMA", schema)
             .env("PG_WORKER_WORKERS", settings.workers.to_string())
