@@ -11,8 +11,8 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, StatementCache};
 use jobs::storage::{
     Completion, FetchRequest, FetchedJob, Granularity, InitialState, JobPage, JobQuery, NewJob,
-    Outcome, PruneRequest, RecurringClaim, RecurringJob, ServerInfo, ServerRecord, StatPoint,
-    StateCounts, StateData, Storage, CONTINUATION_NOT_MET,
+    PruneRequest, RecurringClaim, RecurringJob, ServerInfo, ServerRecord, StatPoint, StateCounts,
+    StateData, Storage, CONTINUATION_NOT_MET,
 };
 use jobs::{Error, Job, JobId, JobRecord, JobState, Result};
 use tokio::sync::Notify;
@@ -883,12 +883,9 @@ impl<'a> CompletionRow<'a> {
             id: completion.id.0,
             server_id: &completion.server_id,
             at: ts(completion.at),
-            state: outcome.state(),
+            state: completion.state(),
             reason: outcome.reason(),
-            run_at: match outcome {
-                Outcome::Retry { run_at, .. } => Some(ts(*run_at)),
-                _ => None,
-            },
+            run_at: completion.run_at().map(ts),
             data,
             failed: outcome.failed_attempt(),
         }

@@ -70,6 +70,14 @@ async fn fails_then_deleted() -> anyhow::Result<()> {
     Err(anyhow!("never works"))
 }
 
+#[job(retries = 1, retry_delays = [0])]
+async fn fails_once(ctx: JobContext) -> anyhow::Result<u32> {
+    if ctx.attempt() == 1 {
+        return Err(anyhow!("first attempt fails"));
+    }
+    Ok(ctx.attempt())
+}
+
 #[job(retries = 0)]
 async fn panics(message: String) {
     panic!("{message}");
@@ -362,6 +370,40 @@ async fn exhausted_job_with_on_exhausted_delete_is_deleted() {
     assert_eq!(
         last_reason(&record),
         "exceeded the maximum of 1 retries: never works"
+    );
+    server.shutdown().await.unwrap();
+}
+
+/// A retry with no delay goes straight back to its queue, as in Hangfire: it does not wait
+/// Scheduled for a promotion (here maintenance runs once, at the server's start).
+#[tokio::test]
+async fn a_retry_with_no_delay_is_enqueued_at_once() {
+    let storage = MemoryStorage::new();
+    let client = Client::new(storage.clone());
+    let server = fast(storage)
+        .maintenance_interval(Duration::from_secs(3600))
+        .leader_ttl(Duration::from_secs(7200))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let id = FailsOnce::new().enqueue(&client).await.unwrap();
+    let record = wait_state(&client, id, JobState::Succeeded).await;
+    assert_eq!(record.retry_count, 1);
+    assert_eq!(
+        states(&record),
+        [
+            JobState::Enqueued,
+            JobState::Processing,
+            JobState::Enqueued,
+            JobState::Processing,
+            JobState::Succeeded
+        ]
+    );
+    assert_eq!(
+        record.history[2].reason.as_deref(),
+        Some("Retry attempt 1 of 1: first attempt fails")
     );
     server.shutdown().await.unwrap();
 }

@@ -746,13 +746,14 @@ impl Storage for MemoryStorage {
                 };
                 let at = completion.at;
                 let outcome = &completion.outcome;
-                let to = outcome.state();
+                let to = completion.state();
                 let change = match outcome {
                     Outcome::Succeeded { data } => succeeded(at, data, holder),
                     _ => Change::new(to, at, outcome.reason().map(str::to_owned))
                         .with_data(outcome.data().into_owned()),
                 };
-                // A shutdown's requeue goes back to the job's place in its queue.
+                // A shutdown's requeue, or a retry due at once, goes back to the job's place
+                // in its queue.
                 let placement = if to == JobState::Enqueued {
                     woke = true;
                     Placement::Original

@@ -154,6 +154,27 @@ pub struct Completion {
     pub outcome: Outcome,
 }
 
+impl Completion {
+    /// The state the job moves to: the outcome's, except that a retry due at or before the
+    /// attempt's end goes straight back to its queue (Enqueued, at its place), as Hangfire
+    /// enqueues a retry with no delay, instead of waiting Scheduled for the next promotion.
+    pub fn state(&self) -> JobState {
+        match self.run_at() {
+            None if matches!(self.outcome, Outcome::Retry { .. }) => JobState::Enqueued,
+            _ => self.outcome.state(),
+        }
+    }
+
+    /// When a Scheduled retry runs (`None` for every other outcome, and for a retry due at
+    /// once).
+    pub fn run_at(&self) -> Option<DateTime<Utc>> {
+        match self.outcome {
+            Outcome::Retry { run_at, .. } if run_at > self.at => Some(run_at),
+            _ => None,
+        }
+    }
+}
+
 /// What one attempt ended with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -162,7 +183,8 @@ pub enum Outcome {
         /// Server, attempt, duration, latency, result.
         data: StateData,
     },
-    /// → Scheduled for a retry at `run_at`; the retry count grows by one.
+    /// → Scheduled for a retry at `run_at` (Enqueued at once when `run_at` is not after the
+    /// attempt's end: see [`Completion::state`]); the retry count grows by one.
     Retry {
         /// When to retry.
         run_at: DateTime<Utc>,
@@ -196,7 +218,8 @@ pub enum Outcome {
 /// What every storage records for an outcome: the state, the reason and data of its history
 /// entry, and whether it ends a failed attempt.
 impl Outcome {
-    /// The state the job moves to.
+    /// The state the job moves to when the retry is not due at once (storages apply
+    /// [`Completion::state`]).
     pub fn state(&self) -> JobState {
         match self {
             Outcome::Succeeded { .. } => JobState::Succeeded,

@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             completion_needs_the_lease,
             completion_after_delete_keeps_deleted,
             retry_schedules_then_promotes,
+            a_retry_due_at_once_is_enqueued,
             failed_and_deleted_outcomes,
             requeued_outcome_keeps_queue_position,
             scheduled_jobs_promote_at_their_time,
@@ -437,6 +438,34 @@ pub async fn retry_schedules_then_promotes(storage: Arc<dyn Storage>) {
     let again = fetch_from(storage, SERVER, &["default"], 1, at(33)).await;
     assert_eq!(ids(&again), vec![id]);
     assert_eq!(again[0].retry_count, 1);
+}
+
+/// A retry due no later than the attempt's end is Enqueued at once (at its place in the
+/// queue, the failed attempt counted), not Scheduled for the next promotion.
+pub async fn a_retry_due_at_once_is_enqueued(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let id = enqueue(storage, vec![job("retried", "default")]).await[0];
+    fetch(storage, 1).await;
+    complete(
+        storage,
+        id,
+        SERVER,
+        at(2),
+        Outcome::Retry {
+            run_at: at(2),
+            reason: "Retry attempt 1 of 3: boom".into(),
+            data: error_data(),
+        },
+    )
+    .await;
+    let record = record(storage, id).await;
+    assert_eq!(record.state, JobState::Enqueued);
+    assert_eq!(record.retry_count, 1);
+    let last = record.history.last().expect("history");
+    assert_eq!(last.reason.as_deref(), Some("Retry attempt 1 of 3: boom"));
+    assert!(last.data.error.is_some(), "the error is kept: {last:?}");
+    let again = fetch_from(storage, SERVER, &["default"], 1, at(2)).await;
+    assert_eq!(ids(&again), [id], "fetched again with no promotion");
 }
 
 /// Exhausted retries end Failed or Deleted, with the error recorded.
