@@ -719,17 +719,24 @@ impl Sql {
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
+        // Scheduled jobs soonest run first, every other list newest state change first.
+        let (sort, direction) = if filters.by_run_time {
+            ("run_at", "ASC")
+        } else {
+            ("state_at", "DESC")
+        };
         format!(
             "WITH matching AS MATERIALIZED (
-                 SELECT job.id, job.state_at FROM {schema}.jobs AS job {filter}
+                 SELECT job.id, job.{sort} FROM {schema}.jobs AS job {filter}
              ),
              page AS (
-                 SELECT id FROM matching ORDER BY state_at DESC, id DESC OFFSET $1 LIMIT $2
+                 SELECT id FROM matching ORDER BY {sort} {direction}, id {direction}
+                 OFFSET $1 LIMIT $2
              )
              SELECT (SELECT count(*) FROM matching) AS total, {columns}
              FROM (SELECT 1) AS one
              LEFT JOIN (page JOIN {schema}.jobs AS job ON job.id = page.id) ON true
-             ORDER BY job.state_at DESC, job.id DESC",
+             ORDER BY job.{sort} {direction}, job.id {direction}",
             schema = self.quoted_schema,
             columns = RECORD_COLUMNS.replace("__SCHEMA__", &self.quoted_schema),
         )
@@ -744,4 +751,6 @@ pub(crate) struct ListFilters {
     pub(crate) name: bool,
     pub(crate) args: bool,
     pub(crate) retries_only: bool,
+    /// Sorted by run time ([`jobs::storage::JobQuery::by_run_time`]).
+    pub(crate) by_run_time: bool,
 }

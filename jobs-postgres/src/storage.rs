@@ -1582,6 +1582,7 @@ impl Storage for PostgresStorage {
                 name: query.name_contains.is_some(),
                 args: query.args_contains.is_some(),
                 retries_only: query.retries_only,
+                by_run_time: query.by_run_time(),
             };
             let sql = self.inner.sql.list_jobs(filters);
             let limit = big(if query.limit == 0 { 20 } else { query.limit });

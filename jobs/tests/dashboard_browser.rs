@@ -377,5 +377,45 @@ async fn drive(browser: &Browser, base: &str, client: &Client, flaky: JobId) -> 
         assert_eq!(text_of(browser, "h1").await.as_deref(), Some(title));
         screenshot(browser, file).await?;
     }
+
+    // A phone-sized window: the top bar wraps rather than clipping its links, and wide tables
+    // scroll inside their box; the page itself never scrolls sideways.
+    browser.set_window_size(420, 900).await?;
+    let job_page = format!("/job/{flaky}");
+    for path in [
+        "/",
+        "/jobs/failed",
+        "/jobs/succeeded",
+        job_page.as_str(),
+        "/recurring",
+        "/servers",
+        "/jobs/search?name=send",
+    ] {
+        browser.goto(&format!("{base}{path}")).await?;
+        let layout = browser
+            .execute(
+                "const width = window.innerWidth;
+                 const bar = document.querySelector('.topbar').getBoundingClientRect();
+                 const outside = [...document.querySelectorAll('.topbar *')]
+                     .filter((e) => {
+                         const r = e.getBoundingClientRect();
+                         return r.left < -0.5 || r.right > width + 0.5
+                             || r.top < bar.top - 0.5 || r.bottom > bar.bottom + 0.5;
+                     })
+                     .map((e) => e.textContent.trim());
+                 return [width, document.documentElement.scrollWidth, outside];",
+                vec![],
+            )
+            .await?;
+        let (width, scroll_width, outside): (u64, u64, Vec<String>) =
+            serde_json::from_value(layout)?;
+        assert!(width <= 420, "the window is {width} px wide");
+        assert!(outside.is_empty(), "{path}: the top bar clips {outside:?}");
+        assert!(
+            scroll_width <= width,
+            "{path} is {scroll_width} px wide in a {width} px window"
+        );
+    }
+    screenshot(browser, "narrow-search.png").await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Router-level tests of the dashboard (`tower::ServiceExt::oneshot`): every page, every
 //! action, the security rules, paging and search. The peer address is injected with
-//! `MockConnectInfo`; no traffic leaves the process.
+//! `MockConnectInfo`; no traffic leaves the process. Requests carry what a browser on this
+//! machine sends: `Host: 127.0.0.1:9401`, and `Origin` on form posts.
 #![cfg(feature = "dashboard")]
 
 use std::net::SocketAddr;
@@ -21,6 +22,10 @@ use tower::ServiceExt;
 
 const LOCAL: &str = "127.0.0.1:40000";
 const REMOTE: &str = "203.0.113.7:40000";
+/// The `Host` of requests built without one.
+const HOST: &str = "127.0.0.1:9401";
+/// The `Origin` of form posts.
+const ORIGIN: &str = "http://127.0.0.1:9401";
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().expect("test address")
@@ -74,7 +79,7 @@ impl Reply {
         assert!(
             self.body.contains(text),
             "expected `{text}` in:\n{}",
-            self.body
+            self.shown()
         );
         self
     }
@@ -83,13 +88,33 @@ impl Reply {
         assert!(
             !self.body.contains(text),
             "did not expect `{text}` in:\n{}",
-            self.body
+            self.shown()
         );
         self
     }
+
+    /// The body for a failure message: its first 100,000 bytes (some pages are megabytes).
+    fn shown(&self) -> &str {
+        let mut end = self.body.len().min(100_000);
+        while !self.body.is_char_boundary(end) {
+            end -= 1;
+        }
+        &self.body[..end]
+    }
 }
 
-async fn send(app: &Router, request: Request<Body>) -> Reply {
+/// Sends `request`, with `Host: 127.0.0.1:9401` unless it names its host.
+async fn send(app: &Router, mut request: Request<Body>) -> Reply {
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        request
+            .headers_mut()
+            .insert(header::HOST, header::HeaderValue::from_static(HOST));
+    }
+    send_as_is(app, request).await
+}
+
+/// Sends `request` with exactly its headers.
+async fn send_as_is(app: &Router, request: Request<Body>) -> Reply {
     let response = app
         .clone()
         .oneshot(request)
@@ -187,8 +212,9 @@ async fn post_form(
     cookie: Option<&str>,
     fields: &[(&str, &str)],
 ) -> Reply {
-    let mut request =
-        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let mut request = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, ORIGIN);
     if let Some(cookie) = cookie {
         request = request.header(header::COOKIE, cookie);
     }
@@ -602,6 +628,103 @@ async fn job_page_shows_arguments_result_error_and_history() {
         .has("data-job-state=\"succeeded\"");
 }
 
+/// A job with a 5 MB argument: its page shows the first 64 KiB and links to the whole JSON.
+#[tokio::test]
+async fn a_huge_argument_is_cut_on_its_page_and_served_whole() {
+    let storage = MemoryStorage::new();
+    let big = serde_json::json!({ "blob": "x".repeat(5 * 1024 * 1024) }).to_string();
+    let id = enqueue(&storage, "import.blob", "default", &big).await;
+    let small = enqueue(&storage, "import.small", "default", "{\"n\":1}").await;
+    let app = app(&storage);
+    let page = get(&app, &format!("/job/{id}")).await;
+    page.assert_ok()
+        .has("Only the first 64 KiB of the arguments (5.0 MiB) are shown.")
+        .has(&format!("href=\"/job/{id}/arguments.json\""));
+    assert!(page.body.len() < 80 * 1024, "{} bytes", page.body.len());
+    let json = get(&app, &format!("/job/{id}/arguments.json")).await;
+    json.assert_ok();
+    assert_eq!(json.headers[header::CONTENT_TYPE], "application/json");
+    assert!(json.body == big, "the whole arguments, as stored");
+    // Small arguments are shown whole, with no note.
+    get(&app, &format!("/job/{small}"))
+        .await
+        .assert_ok()
+        .has("&quot;n&quot;: 1")
+        .lacks("Only the first");
+    get(&app, &format!("/job/{small}/arguments.json"))
+        .await
+        .assert_ok()
+        .has("{\"n\":1}");
+    // Missing jobs are 404; the JSON obeys the same authorization as the pages.
+    assert_eq!(
+        get(&app, "/job/424242/arguments.json").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let remote = app_for(Dashboard::new(storage.clone()), REMOTE);
+    let refused = get(&remote, &format!("/job/{id}/arguments.json")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.body.contains("xxxx"));
+}
+
+/// The Scheduled list runs soonest first, whatever the order the jobs were scheduled in.
+#[tokio::test]
+async fn scheduled_jobs_are_listed_soonest_first() {
+    let storage = MemoryStorage::new();
+    let now = Utc::now();
+    for (name, hours) in [("third.job", 3), ("first.job", 1), ("second.job", 2)] {
+        storage
+            .enqueue(
+                vec![new_job(
+                    name,
+                    "default",
+                    "{}",
+                    InitialState::Scheduled {
+                        at: now + TimeDelta::hours(hours),
+                    },
+                )],
+                now,
+            )
+            .await
+            .expect("schedule");
+    }
+    let page = get(&app(&storage), "/jobs/scheduled").await;
+    page.assert_ok();
+    let at = |name: &str| page.body.find(name).expect(name);
+    assert!(
+        at("first.job") < at("second.job") && at("second.job") < at("third.job"),
+        "{}",
+        page.body
+    );
+}
+
+/// The history graphs count failed attempts (a retry is one), and say so.
+#[tokio::test]
+async fn history_graphs_count_failed_attempts() {
+    let storage = MemoryStorage::new();
+    let retried = start(&storage, "flaky.job", "{}", "server-a").await;
+    finish(
+        &storage,
+        retried,
+        "server-a",
+        Outcome::Retry {
+            run_at: Utc::now() + TimeDelta::minutes(1),
+            reason: "Retry attempt 1 of 10: timeout".into(),
+            data: StateData::default(),
+        },
+    )
+    .await;
+    let page = get(&app(&storage), "/").await;
+    page.assert_ok()
+        // No job has failed...
+        .has("data-count=\"failed\">0<")
+        // ...but one attempt has, and both graphs and the realtime one say what they count.
+        .has("1 failed attempt</span>")
+        .has(", 1 failed attempt</title>")
+        .has(">Failed attempts</th>")
+        .has(">failed attempts</span>")
+        .lacks(" failed</span>");
+}
+
 // ---- escaping ------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -773,14 +896,37 @@ async fn job_actions_requeue_delete_and_enqueue_now() {
         .iter()
         .any(|c| c.starts_with("jobs_dashboard_flash=;") && c.contains("Max-Age=0")));
 
-    // Enqueue now: a scheduled job is requeued.
+    // Enqueue now: a scheduled job is enqueued, and the message says so.
     session
+        .get("/jobs/scheduled")
+        .await
+        .has("formaction=\"/actions/jobs/enqueue\"");
+    session
+        .get(&format!("/job/{scheduled}"))
+        .await
+        .has("action=\"/actions/jobs/enqueue\"");
+    let reply = session
         .post(
-            "/actions/jobs/requeue",
+            "/actions/jobs/enqueue",
             &[("ids", &scheduled.to_string()), ("back", "/jobs/scheduled")],
         )
         .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert_eq!(state_of(&storage, scheduled).await, JobState::Enqueued);
+    let flash = reply
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("jobs_dashboard_flash="))
+        .expect("flash cookie");
+    let flash = flash.split(';').next().expect("pair");
+    get_with_cookie(
+        &app,
+        "/jobs/scheduled",
+        &format!("{}; {flash}", session.cookie),
+    )
+    .await
+    .has("Enqueued 1 job.")
+    .lacks("Requeued");
 
     // Bulk delete.
     let reply = session
@@ -830,6 +976,21 @@ async fn job_actions_requeue_delete_and_enqueue_now() {
         .post("/actions/jobs/delete", &[("back", "/jobs/failed")])
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn deleting_one_job_asks_about_this_job() {
+    let storage = MemoryStorage::new();
+    let id = enqueue(&storage, "a", "default", "{}").await;
+    let app = app(&storage);
+    get(&app, &format!("/job/{id}"))
+        .await
+        .assert_ok()
+        .has("data-confirm=\"Delete this job?\"")
+        .lacks("selected jobs");
+    get(&app, "/jobs/enqueued/default")
+        .await
+        .has("data-confirm=\"Delete the selected jobs?\"");
 }
 
 #[tokio::test]
@@ -980,6 +1141,212 @@ async fn only_loopback_peers_by_default() {
     // A private-range peer is not local either.
     let lan = app_for(Dashboard::new(storage.clone()), "192.168.1.20:5000");
     assert_eq!(get(&lan, "/").await.status, StatusCode::FORBIDDEN);
+}
+
+/// DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 reaches the
+/// dashboard from a loopback peer, but with its own name in `Host` (and in `Origin`).
+#[tokio::test]
+async fn other_host_names_are_refused_by_default() {
+    let storage = MemoryStorage::new();
+    let id = enqueue(&storage, "secret.payroll", "default", "{}").await;
+    let app = app(&storage);
+    let request = |host: &str, path: &str| {
+        Request::get(path)
+            .header(header::HOST, host)
+            .header(header::ORIGIN, format!("http://{host}"))
+            .body(Body::empty())
+            .expect("request")
+    };
+    for host in [
+        "evil.example:9401",
+        "evil.example",
+        "127.0.0.1.evil.example:9401",
+        "localhost.evil.example",
+        "localhost@evil.example:9401",
+        "10.0.0.1:9401",
+        "[::2]:9401",
+        "[::1",
+    ] {
+        for path in ["/", "/jobs/enqueued/default", "/stats.json"] {
+            let reply = send_as_is(&app, request(host, path)).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{host}{path}");
+            assert!(reply.body.contains("addressed to localhost"), "{host}");
+            reply.lacks("secret.payroll").lacks("name=\"csrf\"");
+            assert!(reply.set_cookies().is_empty(), "{host}");
+        }
+    }
+    // The delete of the report, with a cookie and token a local page handed out: refused.
+    let session = Session::open(&app, "/jobs/enqueued/default").await;
+    let delete = Request::post("/actions/jobs/delete")
+        .header(header::HOST, "evil.example:9401")
+        .header(header::ORIGIN, "http://evil.example:9401")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::COOKIE, &session.cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(encode(&[
+            ("ids", &id.to_string()),
+            ("csrf", &session.token),
+        ])))
+        .expect("request");
+    assert_eq!(send_as_is(&app, delete).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&storage, id).await, JobState::Enqueued);
+
+    // No host name at all: refused too.
+    let bare = Request::get("/").body(Body::empty()).expect("request");
+    assert_eq!(send_as_is(&app, bare).await.status, StatusCode::FORBIDDEN);
+    // Two Host headers: refused.
+    let twice = Request::get("/")
+        .header(header::HOST, "localhost")
+        .header(header::HOST, "evil.example")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send_as_is(&app, twice).await.status, StatusCode::FORBIDDEN);
+    // HTTP/2 names the host in the URI (`:authority`); both names must be loopback.
+    let h2 = Request::get("http://localhost:9401/")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send_as_is(&app, h2).await.status, StatusCode::OK);
+    let h2 = Request::get("http://evil.example:9401/")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send_as_is(&app, h2).await.status, StatusCode::FORBIDDEN);
+    let mixed = Request::get("http://evil.example/")
+        .header(header::HOST, "localhost")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(send_as_is(&app, mixed).await.status, StatusCode::FORBIDDEN);
+
+    // Loopback names, any port.
+    for host in [
+        "localhost",
+        "LocalHost:9401",
+        "127.0.0.1",
+        "127.8.9.10:80",
+        "[::1]",
+        "[::1]:9401",
+    ] {
+        let reply = send_as_is(&app, request(host, "/jobs/enqueued/default")).await;
+        reply.assert_ok().has("secret.payroll");
+    }
+
+    // An application's own authorization decides for itself.
+    let open = app_for(
+        Dashboard::new(storage.clone()).authorization(|_: &AuthRequest| true),
+        REMOTE,
+    );
+    let reply = send_as_is(&open, request("jobs.example.com", "/jobs/enqueued/default")).await;
+    reply.assert_ok().has("secret.payroll");
+    // It can read the host too.
+    let by_host = app_for(
+        Dashboard::new(storage.clone()).authorization(|request: &AuthRequest| {
+            request.host() == Some("jobs.example.com") || request.is_loopback_host()
+        }),
+        REMOTE,
+    );
+    send_as_is(&by_host, request("jobs.example.com", "/"))
+        .await
+        .assert_ok();
+    send_as_is(&by_host, request("localhost:1", "/"))
+        .await
+        .assert_ok();
+    let other = send_as_is(&by_host, request("evil.example", "/")).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+}
+
+/// A form post is accepted only from the dashboard's own pages: its `Origin` names the host it
+/// was sent to, or the browser says `Sec-Fetch-Site: same-origin`; the CSRF token is checked
+/// besides.
+#[tokio::test]
+async fn posts_must_come_from_the_dashboards_own_pages() {
+    let storage = MemoryStorage::new();
+    let id = failed_job(&storage, "f", "{}", error("E", "boom", None)).await;
+    let app = app(&storage);
+    let session = Session::open(&app, "/jobs/failed").await;
+    let ids = id.to_string();
+    let post = |session: &Session, host: &str, headers: &[(&str, &str)]| {
+        let mut request = Request::post("/actions/jobs/requeue")
+            .header(header::HOST, host)
+            .header(header::COOKIE, &session.cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = encode(&[("ids", &ids), ("csrf", &session.token)]);
+        request.body(Body::from(body)).expect("request")
+    };
+    for (case, headers) in [
+        ("neither header", vec![]),
+        ("another site", vec![("origin", "http://evil.example")]),
+        ("another port", vec![("origin", "http://127.0.0.1:9402")]),
+        ("an opaque origin", vec![("origin", "null")]),
+        ("a cross-site fetch", vec![("sec-fetch-site", "cross-site")]),
+        ("a same-site fetch", vec![("sec-fetch-site", "same-site")]),
+        (
+            "both, cross-site",
+            vec![
+                ("origin", "http://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        ),
+    ] {
+        let reply = send_as_is(&app, post(&session, HOST, &headers)).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{case}");
+        assert!(reply.body.contains("Origin"), "{case}: {}", reply.body);
+        assert_eq!(state_of(&storage, id).await, JobState::Failed, "{case}");
+    }
+    for (case, host, headers) in [
+        ("its origin", HOST, vec![("origin", ORIGIN)]),
+        (
+            "its origin, names in another case",
+            "LOCALHOST:9401",
+            vec![("origin", "http://localhost:9401")],
+        ),
+        (
+            "the default port",
+            "localhost:80",
+            vec![("origin", "http://localhost")],
+        ),
+        (
+            "a same-origin fetch",
+            HOST,
+            vec![("sec-fetch-site", "same-origin")],
+        ),
+    ] {
+        let reply = send_as_is(&app, post(&session, host, &headers)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SEE_OTHER,
+            "{case}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(state_of(&storage, id).await, JobState::Enqueued);
+    // The same rule under an application's own authorization.
+    let open = app_for(
+        Dashboard::new(storage.clone()).authorization(|_: &AuthRequest| true),
+        REMOTE,
+    );
+    let remote = Session::open(&open, &format!("/job/{id}")).await;
+    let reply = send_as_is(
+        &open,
+        post(
+            &remote,
+            "jobs.example.com",
+            &[("origin", "https://evil.example")],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = send_as_is(
+        &open,
+        post(
+            &remote,
+            "jobs.example.com",
+            &[("origin", "https://jobs.example.com")],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
 }
 
 #[tokio::test]
@@ -1200,6 +1567,7 @@ async fn actions_are_post_only_and_pages_get_only() {
         Request::builder()
             .method(Method::DELETE)
             .uri("/jobs/failed")
+            .header(header::ORIGIN, ORIGIN)
             .body(Body::empty())
             .expect("request"),
     )
@@ -1289,6 +1657,57 @@ async fn links_and_redirects_work_under_a_prefix() {
             .assert_ok()
             .has("href=\"/ops/jobs/enqueued\"");
     }
+}
+
+/// A path with a trailing slash redirects to the page without it, wherever the dashboard is.
+#[tokio::test]
+async fn a_trailing_slash_redirects_to_the_page() {
+    let storage = MemoryStorage::new();
+    let id = enqueue(&storage, "a", "default", "{}").await;
+    let alone = app(&storage);
+    let nested = Router::new()
+        .nest("/admin/jobs", Dashboard::new(storage.clone()).router())
+        .layer(MockConnectInfo(addr(LOCAL)));
+    let nested_service = Router::new()
+        .nest_service("/jobs", Dashboard::new(storage.clone()).router())
+        .layer(MockConnectInfo(addr(LOCAL)));
+    let job = format!("/job/{id}");
+    let job_slash = format!("{job}/");
+    for (app, path, location) in [
+        (&alone, "/jobs/enqueued/", "/jobs/enqueued"),
+        (&alone, "/jobs/failed/?page=2", "/jobs/failed?page=2"),
+        (&alone, "/jobs/enqueued/default//", "/jobs/enqueued/default"),
+        (&alone, job_slash.as_str(), job.as_str()),
+        (
+            &nested,
+            "/admin/jobs/jobs/enqueued/",
+            "/admin/jobs/jobs/enqueued",
+        ),
+        (
+            &nested_service,
+            "/jobs/jobs/enqueued/",
+            "/jobs/jobs/enqueued",
+        ),
+        (&nested_service, "/jobs/recurring/", "/jobs/recurring"),
+    ] {
+        let reply = get(app, path).await;
+        assert_eq!(reply.status, StatusCode::PERMANENT_REDIRECT, "{path}");
+        assert_eq!(reply.location(), location, "{path}");
+        get(app, location).await.assert_ok();
+    }
+    // Nested with `nest_service`, the dashboard's root answers with and without the slash.
+    get(&nested_service, "/jobs/")
+        .await
+        .assert_ok()
+        .has("Overview");
+    // Never a redirect to another site, and never for a form post.
+    for path in ["//evil.example/", "///evil.example/"] {
+        let reply = get(&alone, path).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let reply = post_form(&alone, "/actions/jobs/delete/", None, &[("ids", "1")]).await;
+    assert_ne!(reply.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(state_of(&storage, id).await, JobState::Enqueued);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! POST actions: requeue and delete jobs; trigger, pause, resume and remove recurring jobs.
+//! POST actions: requeue, enqueue now and delete jobs; trigger, pause, resume and remove
+//! recurring jobs.
 //! Each takes the ticked ids (`ids`, repeated), the CSRF token and the page to go back to, and
 //! answers 303 See Other to that page with a flash message.
 
@@ -19,6 +20,8 @@ use crate::job::JobId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     Requeue,
+    /// Requeue under the name users see on scheduled and awaiting jobs: "Enqueue now".
+    Enqueue,
     Delete,
     Trigger,
     Pause,
@@ -27,8 +30,9 @@ pub(crate) enum Action {
 }
 
 impl Action {
-    const ALL: [Action; 6] = [
+    const ALL: [Action; 7] = [
         Action::Requeue,
+        Action::Enqueue,
         Action::Delete,
         Action::Trigger,
         Action::Pause,
@@ -39,6 +43,7 @@ impl Action {
     fn as_str(self) -> &'static str {
         match self {
             Action::Requeue => "requeue",
+            Action::Enqueue => "enqueue",
             Action::Delete => "delete",
             Action::Trigger => "trigger",
             Action::Pause => "pause",
@@ -56,6 +61,7 @@ impl Action {
     fn past(self) -> &'static str {
         match self {
             Action::Requeue => "Requeued",
+            Action::Enqueue => "Enqueued",
             Action::Delete => "Deleted",
             Action::Trigger => "Triggered",
             Action::Pause => "Paused",
@@ -66,8 +72,8 @@ impl Action {
 
     fn noun(self, count: usize) -> &'static str {
         match (self, count) {
-            (Action::Requeue | Action::Delete, 1) => "job",
-            (Action::Requeue | Action::Delete, _) => "jobs",
+            (Action::Requeue | Action::Enqueue | Action::Delete, 1) => "job",
+            (Action::Requeue | Action::Enqueue | Action::Delete, _) => "jobs",
             (_, 1) => "recurring job",
             _ => "recurring jobs",
         }
@@ -202,14 +208,16 @@ fn redirect(ctx: &RequestCtx, back: &str, flash: Flash) -> Response {
     response
 }
 
-/// `POST /actions/jobs/{requeue|delete}`.
+/// `POST /actions/jobs/{requeue|enqueue|delete}`.
 pub(crate) async fn jobs(
     State(shared): State<Arc<Shared>>,
     Extension(ctx): Extension<RequestCtx>,
     Path(action): Path<String>,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let Some(action @ (Action::Requeue | Action::Delete)) = Action::parse(&action) else {
+    let Some(action @ (Action::Requeue | Action::Enqueue | Action::Delete)) =
+        Action::parse(&action)
+    else {
         return Err(PageError::NotFound(format!("no job action `{action}`")));
     };
     let form = read_form(&shared, &ctx, &body)?;
@@ -226,7 +234,7 @@ pub(crate) async fn jobs(
     };
     for id in ids {
         let outcome = match action {
-            Action::Requeue => shared.client.requeue(id).await,
+            Action::Requeue | Action::Enqueue => shared.client.requeue(id).await,
             _ => shared.client.delete(id).await,
         };
         match outcome {
@@ -301,6 +309,13 @@ mod tests {
             flash.message(),
             "Requeued 3 jobs; 1 could not be: see the log."
         );
+        let enqueued = Flash {
+            action: Action::Enqueue,
+            done: 1,
+            failed: 0,
+        };
+        assert_eq!(Flash::parse(&enqueued.to_cookie_value()), Some(enqueued));
+        assert_eq!(enqueued.message(), "Enqueued 1 job.");
         for bad in [
             "",
             "requeue",

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 
 use async_trait::async_trait;
-use axum::http::{request::Parts, HeaderMap, Method, Uri};
+use axum::http::uri::Authority;
+use axum::http::{header, request::Parts, HeaderMap, Method, Uri};
 
 /// What a request may do, as decided by a [`DashboardAuth`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +94,65 @@ impl AuthRequest {
         self.peer.is_some_and(|peer| is_loopback(peer.ip()))
     }
 
+    /// The host the request was sent to, as the client named it, with its port if it gave one
+    /// (`localhost:8080`): the `Host` header, or the URI's authority when there is no `Host`
+    /// header (HTTP/2 sends `:authority` instead). `None` when the request names no host, or
+    /// names it in several `Host` headers.
+    pub fn host(&self) -> Option<&str> {
+        host(&self.parts)
+    }
+
+    /// Whether the request was sent to this machine by a loopback name: `localhost`, an
+    /// address in 127.0.0.0/8 or `[::1]`, with any port (in the `Host` header and in the URI's
+    /// authority, if both are given). False when the request names no host.
+    ///
+    /// A page of another site can reach a dashboard on 127.0.0.1 from the user's own browser
+    /// by making its own name resolve to 127.0.0.1 (DNS rebinding): the peer is then
+    /// loopback, but the `Host` is the other site's name, which browsers do not let pages set.
+    pub fn is_loopback_host(&self) -> bool {
+        self.host().is_some_and(is_loopback_name)
+            && self
+                .parts
+                .uri
+                .authority()
+                .is_none_or(|authority| is_loopback_name(authority.as_str()))
+    }
+
     pub(crate) fn into_parts(self) -> Parts {
         self.parts
     }
+}
+
+/// The host a request was sent to: see [`AuthRequest::host`].
+pub(crate) fn host(parts: &Parts) -> Option<&str> {
+    let mut values = parts.headers.get_all(header::HOST).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        (None, _) => parts.uri.authority().map(Authority::as_str),
+        (Some(_), Some(_)) => None,
+    }
+}
+
+/// Whether `host` (`name[:port]`) is `localhost`, an address in 127.0.0.0/8 or `[::1]`.
+fn is_loopback_name(host: &str) -> bool {
+    let Ok(authority) = host.parse::<Authority>() else {
+        return false;
+    };
+    let name = authority.host();
+    // `user@host` is an authority, and so is `host:port` with any text as port (or none), but
+    // no client sends them as a host.
+    let port_given = authority.as_str().len() > name.len();
+    if authority.as_str().contains('@') || (port_given && authority.port_u16().is_none()) {
+        return false;
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let ip = name
+        .strip_prefix('[')
+        .and_then(|name| name.strip_suffix(']'))
+        .unwrap_or(name);
+    ip.parse().is_ok_and(is_loopback)
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -183,15 +240,23 @@ where
     }
 }
 
-/// The default authorization: requests from a loopback peer are allowed, every other request
-/// (including one whose peer is unknown) is refused with 403.
+/// The default authorization: requests from a loopback peer, sent to a loopback name
+/// (`localhost`, 127.0.0.0/8 or `[::1]`, any port), are allowed; every other request
+/// (including one whose peer or host is unknown) is refused with 403.
+///
+/// The host check keeps out pages of other sites that reach the dashboard through the user's
+/// browser under their own name, made to resolve to 127.0.0.1 (DNS rebinding): see
+/// [`AuthRequest::is_loopback_host`]. A dashboard reached by another name, or through a
+/// reverse proxy that forwards another `Host`, needs its own [`Dashboard::authorization`].
+///
+/// [`Dashboard::authorization`]: super::Dashboard::authorization
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalOnly;
 
 #[async_trait]
 impl DashboardAuth for LocalOnly {
     async fn authorize(&self, request: &AuthRequest) -> Access {
-        request.is_loopback().into()
+        (request.is_loopback() && request.is_loopback_host()).into()
     }
 }
 
@@ -213,6 +278,34 @@ mod tests {
         ] {
             let ip: IpAddr = ip.parse().expect("test address");
             assert_eq!(is_loopback(ip), expected, "{ip}");
+        }
+    }
+
+    #[test]
+    fn loopback_names() {
+        for (host, expected) in [
+            ("localhost", true),
+            ("LOCALHOST:8080", true),
+            ("127.0.0.1", true),
+            ("127.3.2.1:9401", true),
+            ("[::1]", true),
+            ("[::1]:9401", true),
+            ("[::ffff:127.0.0.1]:80", true),
+            ("", false),
+            ("::1", false),
+            ("[::1", false),
+            ("localhost.", false),
+            ("localhost:port", false),
+            ("localhost:", false),
+            ("localhost:65536", false),
+            ("user@localhost", false),
+            ("evil.example:9401", false),
+            ("localhost.evil.example", false),
+            ("127.0.0.1.evil.example", false),
+            ("10.0.0.1", false),
+            ("[::2]", false),
+        ] {
+            assert_eq!(is_loopback_name(host), expected, "{host:?}");
         }
     }
 }

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::request::Parts;
+use axum::http::uri::Authority;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::{Access, AuthRequest, DashboardAuth};
+use super::auth::{host, Access, AuthRequest, DashboardAuth};
 use super::csrf::{self, CsrfKey, Nonce};
 use crate::client::Client;
 
@@ -152,14 +154,23 @@ pub(crate) async fn guard(
         Access::Forbidden => {
             return refuse(
                 StatusCode::FORBIDDEN,
-                "This dashboard answers only requests from this machine, unless the \
-                 application configures an authorization (Dashboard::authorization).",
+                "This dashboard answers only requests from this machine addressed to localhost, \
+                 127.0.0.1 or [::1], unless the application configures an authorization \
+                 (Dashboard::authorization).",
             );
         }
     };
     let reading = parts.method == Method::GET || parts.method == Method::HEAD;
     if !reading && !can_act {
         return refuse(StatusCode::FORBIDDEN, "This dashboard is read-only.");
+    }
+    if !reading && !same_origin(&parts) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "This action did not come from a page of this dashboard: its Origin header does \
+             not name the host it was sent to, and Sec-Fetch-Site is not same-origin. Open the \
+             dashboard at its own address and try again.",
+        );
     }
 
     let from_cookie = cookie(&parts.headers, csrf::COOKIE).and_then(Nonce::parse);
@@ -206,6 +217,40 @@ pub(crate) async fn guard(
     }
     security_headers(headers);
     response
+}
+
+/// Whether a POST comes from a page of the dashboard itself: its `Origin` names the host the
+/// request was sent to (scheme aside, default ports filled in), or the browser says
+/// `Sec-Fetch-Site: same-origin`. Pages cannot forge either header, so another site's form or
+/// script is refused even before its CSRF token is checked.
+fn same_origin(parts: &Parts) -> bool {
+    let fetched_from_here = parts
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site == "same-origin");
+    fetched_from_here || origin_is_host(parts)
+}
+
+fn origin_is_host(parts: &Parts) -> bool {
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<Uri>().ok());
+    let host = host(parts).and_then(|host| host.parse::<Authority>().ok());
+    let (Some(origin), Some(host)) = (origin, host) else {
+        return false;
+    };
+    let default_port = match origin.scheme_str() {
+        Some("http") => 80,
+        Some("https") => 443,
+        _ => return false,
+    };
+    let Some(origin) = origin.authority() else {
+        return false;
+    };
+    origin.host().eq_ignore_ascii_case(host.host())
+        && origin.port_u16().unwrap_or(default_port) == host.port_u16().unwrap_or(default_port)
 }
 
 /// Headers every response carries.
@@ -269,6 +314,68 @@ mod tests {
             "/x"
         );
         assert_eq!(base_path(&request("/job/1", Some("//evil/job/1"))), "/evil");
+    }
+
+    fn post(host: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut request =
+            axum::http::Request::post("/actions/jobs/delete").header(header::HOST, host);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).expect("test request").into_parts().0
+    }
+
+    #[test]
+    fn same_origin_posts() {
+        for (host, headers, expected) in [
+            (
+                "localhost:9401",
+                vec![("origin", "http://localhost:9401")],
+                true,
+            ),
+            (
+                "jobs.example.com",
+                vec![("origin", "https://Jobs.Example.com:443")],
+                true,
+            ),
+            ("localhost:80", vec![("origin", "http://localhost")], true),
+            (
+                "localhost:9401",
+                vec![("sec-fetch-site", "same-origin")],
+                true,
+            ),
+            ("localhost:9401", vec![], false),
+            (
+                "localhost:9401",
+                vec![("origin", "http://localhost:9402")],
+                false,
+            ),
+            (
+                "localhost:9401",
+                vec![("origin", "http://evil.example:9401")],
+                false,
+            ),
+            ("localhost:443", vec![("origin", "http://localhost")], false),
+            ("localhost", vec![("origin", "null")], false),
+            ("localhost", vec![("origin", "file://localhost")], false),
+            (
+                "localhost:9401",
+                vec![("sec-fetch-site", "same-site")],
+                false,
+            ),
+            (
+                "localhost:9401",
+                vec![("sec-fetch-site", "cross-site")],
+                false,
+            ),
+            ("localhost:9401", vec![("sec-fetch-site", "none")], false),
+        ] {
+            assert_eq!(
+                same_origin(&post(host, &headers)),
+                expected,
+                "{host} {headers:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,13 @@
 //!
 //! Nest it in an application at any path, or serve it on its own with [`Dashboard::serve`].
 //! The server must provide the peer address (`into_make_service_with_connect_info`): by
-//! default only loopback peers are let in.
+//! default only loopback peers are let in, and only when they name the dashboard's host by a
+//! loopback name (`localhost`, `127.0.0.1`, `[::1]`).
+//!
+//! Nest it with [`Router::nest_service`] rather than [`Router::nest`] to serve `/jobs/` as
+//! well as `/jobs`: axum's `nest` routes no request for `/jobs/` into the nested router.
+//! Further in, a trailing slash redirects to the page without it (`/jobs/jobs/failed/` to
+//! `/jobs/jobs/failed`).
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -13,11 +19,13 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> anyhow::Result<()> {
 //! let storage = jobs::MemoryStorage::new();
-//! let app = axum::Router::new().nest("/jobs", jobs::dashboard::router(storage));
+//! let app = axum::Router::new().nest_service("/jobs", jobs::dashboard::router(storage));
 //!
 //! // What `axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())`
-//! // does for every request: record the peer address.
-//! let mut request = Request::get("/jobs").body(Body::empty())?;
+//! // does for every request: record the peer address. A browser names the host it asked for.
+//! let mut request = Request::get("/jobs/")
+//!     .header("host", "localhost:8080")
+//!     .body(Body::empty())?;
 //! let peer: SocketAddr = "127.0.0.1:50000".parse()?;
 //! request.extensions_mut().insert(ConnectInfo(peer));
 //! let response = app.oneshot(request).await?;
@@ -66,7 +74,8 @@
 //! | `/jobs/awaiting` | continuations waiting for their parent | enqueue now, delete |
 //! | `/jobs/retries` | scheduled retries, attempt and last error | enqueue now, delete |
 //! | `/jobs/search` | every job, by name, arguments and state | requeue, delete |
-//! | `/job/{id}` | one job: arguments, result, error, history, parent, continuations | requeue, delete |
+//! | `/job/{id}` | one job: arguments (the first 64 KiB), result, error, history, parent, continuations | requeue, enqueue now, delete |
+//! | `/job/{id}/arguments.json` | one job's arguments, whole | — |
 //! | `/recurring` | recurring jobs: cron and its meaning, zone, next and last run | trigger, pause, resume, remove |
 //! | `/servers` | servers: workers, queues, started, heartbeat | — |
 //! | `/stats.json` | counts, for the live refresh | — |
@@ -80,8 +89,16 @@
 //!
 //! - Authorization: [`LocalOnly`] unless [`Dashboard::authorization`] replaces it; a request
 //!   without a peer address (no `ConnectInfo`) is refused by it. Refusals are 401 or 403.
-//! - Actions are POST only and carry a CSRF token bound to a cookie (an HMAC of the cookie's
-//!   random value, compared in constant time); a missing or wrong token is refused with 403.
+//! - [`LocalOnly`] also wants the `Host` the request was sent to to be a loopback name
+//!   (`localhost`, 127.0.0.0/8 or `[::1]`, any port): a page of another site whose name was
+//!   made to resolve to 127.0.0.1 (DNS rebinding) reaches a loopback peer, but under its own
+//!   name, and is refused. Reached by another name, or through a reverse proxy that forwards
+//!   the public `Host`, the dashboard needs an authorization of the application's own.
+//! - Actions are POST only. Each must come from a page of the dashboard: its `Origin` header
+//!   names the host the request was sent to, or the browser sends `Sec-Fetch-Site:
+//!   same-origin` (browsers send one or both; a script posting on its own must send `Origin`).
+//!   Each also carries a CSRF token bound to a cookie (an HMAC of the cookie's random value,
+//!   compared in constant time). A post failing either check is refused with 403.
 //! - Read-only mode ([`Dashboard::read_only`], or [`Access::ReadOnly`] per request) hides the
 //!   buttons and refuses every POST with 403.
 //! - Everything shown is HTML-escaped by the template engine; responses carry a strict
@@ -213,7 +230,7 @@ impl Dashboard {
         self
     }
 
-    /// The router, to nest at any path (`Router::new().nest("/jobs", dashboard.router())`) or
+    /// The router, to nest at any path (`Router::new().nest_service("/jobs", dashboard.router())`) or
     /// serve at the root. It reads the peer address from
     /// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo).
     pub fn router(self) -> Router {
@@ -239,6 +256,7 @@ impl Dashboard {
             .route("/jobs/{state}", get(pages::by_state))
             .route("/job/{id}", get(pages::job))
             .route("/job/{id}/state.json", get(pages::job_state_json))
+            .route("/job/{id}/arguments.json", get(pages::job_arguments_json))
             .route("/recurring", get(pages::recurring))
             .route("/servers", get(pages::servers))
             .route("/actions/jobs/{action}", post(actions::jobs))

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use super::guard::{RequestCtx, Shared};
 use super::views::{
-    self, absolute, action_bar, duration_ms, enc, form_fields, history_graph, pager, pretty_json,
-    single_action, state_badge, time, time_full, truncate, Button, JobsNav, Page, Paging, Section,
-    DELETE, ENQUEUE_NOW, REQUEUE,
+    self, absolute, action_bar, duration_ms, enc, first_bytes, form_fields, history_graph, pager,
+    pretty_json, single_action, size, state_badge, time, time_full, truncate, Button, JobsNav,
+    Page, Paging, Section, DELETE, DELETE_JOB, ENQUEUE_NOW, REQUEUE,
 };
 use crate::job::{JobError, JobId, JobState};
 use crate::storage::{
@@ -25,6 +25,10 @@ use crate::storage::{
 
 /// A server whose last heartbeat is older than this is shown as possibly aborted.
 const STALE_AFTER: TimeDelta = TimeDelta::minutes(1);
+
+/// How much of a job's arguments its page shows (64 KiB); the whole is a link away, so a
+/// page stays quick to load and render however large they are.
+const ARGUMENTS_SHOWN: usize = 64 * 1024;
 
 /// What can go wrong answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -261,10 +265,10 @@ pub(crate) async fn overview(
                 figcaption {
                     strong { "Realtime" } " "
                     span.legend.succeeded { "succeeded" } " "
-                    span.legend.failed { "failed" } " "
+                    span.legend.failed { "failed attempts" } " "
                     span.legend-note { "per poll" }
                 }
-                canvas #realtime width="720" height="200" aria-label="Jobs succeeded and failed per poll" {}
+                canvas #realtime width="720" height="200" aria-label="Jobs succeeded and attempts failed per poll" {}
                 noscript { p.muted { "The realtime graph needs JavaScript; the history below does not." } }
             }
             (history_graph("Last 24 hours", &hourly, |at| at.format("%H:00").to_string()))
@@ -338,9 +342,40 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// Any other path.
-pub(crate) async fn not_found() -> PageError {
-    PageError::NotFound("There is no such page in the jobs dashboard.".to_owned())
+/// Any other path. A page's path with trailing slashes (`/jobs/failed/`) redirects to the page.
+pub(crate) async fn not_found(
+    Extension(ctx): Extension<RequestCtx>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let reading = method == Method::GET || method == Method::HEAD;
+    match without_trailing_slash(&ctx, &uri).filter(|_| reading) {
+        Some(location) => (
+            StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
+        None => PageError::NotFound("There is no such page in the jobs dashboard.".to_owned())
+            .into_response(),
+    }
+}
+
+/// Where a path with trailing slashes redirects to: the same path and query without them.
+/// `None` when there is nothing to trim, or when what is left would not stay in the dashboard
+/// (`//host` is another site to a browser).
+fn without_trailing_slash(ctx: &RequestCtx, uri: &Uri) -> Option<HeaderValue> {
+    let path = uri.path();
+    let trimmed = path.trim_end_matches('/');
+    let stays_inside =
+        trimmed.starts_with('/') && !trimmed.starts_with("//") && !trimmed.contains('\\');
+    if trimmed.len() == path.len() || !stays_inside {
+        return None;
+    }
+    let location = match uri.query() {
+        Some(query) => format!("{}?{query}", ctx.url(trimmed)),
+        None => ctx.url(trimmed),
+    };
+    HeaderValue::from_str(&location).ok()
 }
 
 // ---- job lists --------------------------------------------------------------------------------
@@ -416,7 +451,7 @@ fn render_list(
             form.list method="post" action=(ctx.url(list.buttons.first().map_or("/", |b| b.path))) {
                 (form_fields(ctx))
                 (action_bar(ctx, list.buttons))
-                table.jobs {
+                div.table-scroll { table.jobs {
                     thead {
                         tr {
                             @if selectable {
@@ -442,7 +477,7 @@ fn render_list(
                             }
                         }
                     }
-                }
+                } }
             }
             (pager(paging, |page, size| filters.link(ctx, &list.path, page, size)))
         }
@@ -519,7 +554,7 @@ pub(crate) async fn queues(
         @if names.is_empty() {
             p.empty { "No queue has jobs, and no server is running." }
         } @else {
-            table.jobs {
+            div.table-scroll { table.jobs {
                 thead { tr { th { "Queue" } th.num { "Enqueued" } th { "Served by" } } }
                 tbody {
                     @for name in &names {
@@ -538,7 +573,7 @@ pub(crate) async fn queues(
                         }
                     }
                 }
-            }
+            } }
         }
     };
     Ok(Page {
@@ -887,6 +922,21 @@ pub(crate) async fn job_state_json(
     Ok(Json(serde_json::json!({ "id": id, "state": record.state.as_str() })).into_response())
 }
 
+/// `GET /job/{id}/arguments.json`: the job's arguments, whole, as stored.
+pub(crate) async fn job_arguments_json(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = parse_id(&id)?;
+    let record = shared
+        .client
+        .storage()
+        .job(id)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("there is no job {id}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], record.args).into_response())
+}
+
 fn state_data(ctx: &RequestCtx, now: DateTime<Utc>, data: &StateData) -> Markup {
     html! {
         dl.data {
@@ -947,7 +997,7 @@ pub(crate) async fn job(
                     (single_action(&ctx, if job.state == JobState::Scheduled || job.state == JobState::Awaiting { &ENQUEUE_NOW } else { &REQUEUE }, &job.id.to_string()))
                 }
                 @if job.state != JobState::Deleted {
-                    (single_action(&ctx, &DELETE, &job.id.to_string()))
+                    (single_action(&ctx, &DELETE_JOB, &job.id.to_string()))
                 }
             }
         }
@@ -971,7 +1021,15 @@ pub(crate) async fn job(
             }
         }
         h2 { "Arguments" }
-        pre.json { (pretty_json(&job.args)) }
+        @let arguments = pretty_json(&job.args);
+        @let shown = first_bytes(&arguments, ARGUMENTS_SHOWN);
+        pre.json { (shown) }
+        @if shown.len() < arguments.len() {
+            p.muted {
+                "Only the first " (size(ARGUMENTS_SHOWN)) " of the arguments (" (size(arguments.len())) ") are shown. "
+                a href=(ctx.url(&format!("/job/{}/arguments.json", job.id))) { "The whole arguments, as JSON" }
+            }
+        }
         @if let Some(result) = &job.result {
             h2 { "Result" }
             pre.json { (serde_json::to_string_pretty(result).unwrap_or_default()) }
@@ -982,7 +1040,7 @@ pub(crate) async fn job(
         }
         @if !job.children.is_empty() {
             h2 { "Continuations" }
-            table.jobs {
+            div.table-scroll { table.jobs {
                 thead { tr { th { "Id" } th { "Job" } th { "State" } } }
                 tbody {
                     @for child in &job.children {
@@ -996,7 +1054,7 @@ pub(crate) async fn job(
                         }
                     }
                 }
-            }
+            } }
         }
         h2 { "History" }
         ol.history reversed {
@@ -1089,7 +1147,7 @@ pub(crate) async fn recurring(
             form.list method="post" action=(ctx.url(TRIGGER.path)) {
                 (form_fields(&ctx))
                 (action_bar(&ctx, &buttons))
-                table.jobs.recurring {
+                div.table-scroll { table.jobs.recurring {
                     thead {
                         tr {
                             @if ctx.can_act { th.check { input type="checkbox" data-select-all aria-label="Select all"; } }
@@ -1132,7 +1190,7 @@ pub(crate) async fn recurring(
                             }
                         }
                     }
-                }
+                } }
             }
             (pager(&paging, |page, size| filters.link(&ctx, "/recurring", page, size)))
         }
@@ -1162,7 +1220,7 @@ pub(crate) async fn servers(
         @if servers.is_empty() {
             p.empty { "No server is running: jobs wait in their queues until one starts." }
         } @else {
-            table.jobs {
+            div.table-scroll { table.jobs {
                 thead { tr { th { "Server" } th.num { "Workers" } th { "Queues, by priority" } th { "Started" } th { "Heartbeat" } } }
                 tbody {
                     @for server in &servers {
@@ -1180,7 +1238,7 @@ pub(crate) async fn servers(
                         }
                     }
                 }
-            }
+            } }
         }
     };
     Ok(Page {

@@ -207,6 +207,26 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// At most the first `max` bytes of `text`, cut at a character boundary.
+pub(crate) fn first_bytes(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `850 B`, `64 KiB`, `5.0 MiB`.
+pub(crate) fn size(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    match bytes {
+        0..KIB => format!("{bytes} B"),
+        KIB..MIB => format!("{} KiB", bytes / KIB),
+        _ => format!("{:.1} MiB", bytes as f64 / MIB as f64),
+    }
+}
+
 /// JSON text, pretty-printed (as given if it does not parse).
 pub(crate) fn pretty_json(text: &str) -> String {
     serde_json::from_str::<serde_json::Value>(text)
@@ -254,7 +274,7 @@ pub(crate) const REQUEUE: Button = Button {
 };
 pub(crate) const ENQUEUE_NOW: Button = Button {
     label: "Enqueue now",
-    path: "/actions/jobs/requeue",
+    path: "/actions/jobs/enqueue",
     danger: false,
     confirm: None,
 };
@@ -263,6 +283,11 @@ pub(crate) const DELETE: Button = Button {
     path: "/actions/jobs/delete",
     danger: true,
     confirm: Some("Delete the selected jobs?"),
+};
+/// Delete, on one job's page.
+pub(crate) const DELETE_JOB: Button = Button {
+    confirm: Some("Delete this job?"),
+    ..DELETE
 };
 
 /// The buttons above a list, acting on its ticked rows.
@@ -358,8 +383,14 @@ pub(crate) fn pager(paging: &Paging, link: impl Fn(usize, usize) -> String) -> M
     }
 }
 
-/// A bar graph of succeeded and failed counts, as inline SVG (no script needed), with the
-/// numbers in a table under it.
+/// `1 failed attempt`, `2 failed attempts`.
+pub(crate) fn failed_attempts(count: u64) -> String {
+    let noun = if count == 1 { "attempt" } else { "attempts" };
+    format!("{count} failed {noun}")
+}
+
+/// A bar graph of succeeded jobs and failed attempts (a retry is one: the storage counts
+/// attempts), as inline SVG (no script needed), with the numbers in a table under it.
 pub(crate) fn history_graph(
     title: &str,
     points: &[StatPoint],
@@ -391,7 +422,7 @@ pub(crate) fn history_graph(
             figcaption {
                 strong { (title) } " "
                 span.legend.succeeded { (total_s) " succeeded" } " "
-                span.legend.failed { (total_f) " failed" }
+                span.legend.failed { (failed_attempts(total_f)) }
             }
             svg.history viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(title) {
                 @for tick in [0, max / 2, max] {
@@ -401,7 +432,7 @@ pub(crate) fn history_graph(
                 @for (i, point) in points.iter().enumerate() {
                     @let x = LEFT + slot * i as f64 + slot * 0.1;
                     g {
-                        title { (label(point.at)) ": " (point.succeeded) " succeeded, " (point.failed) " failed" }
+                        title { (label(point.at)) ": " (point.succeeded) " succeeded, " (failed_attempts(point.failed)) }
                         rect.hover x=(f2(LEFT + slot * i as f64)) y=(TOP) width=(f2(slot)) height=(f2(plot_h)) {}
                         rect.bar-succeeded x=(f2(x)) y=(f2(y(point.succeeded))) width=(f2(bar)) height=(f2(TOP + plot_h - y(point.succeeded))) {}
                         rect.bar-failed x=(f2(x + bar)) y=(f2(y(point.failed))) width=(f2(bar)) height=(f2(TOP + plot_h - y(point.failed))) {}
@@ -414,7 +445,7 @@ pub(crate) fn history_graph(
             details.numbers {
                 summary { "Numbers" }
                 table.compact {
-                    thead { tr { th { "From" } th.num { "Succeeded" } th.num { "Failed" } } }
+                    thead { tr { th { "From" } th.num { "Succeeded" } th.num { "Failed attempts" } } }
                     tbody {
                         @for point in points {
                             tr { td { (absolute(point.at)) } td.num { (point.succeeded) } td.num { (point.failed) } }
@@ -468,6 +499,14 @@ mod tests {
         assert_eq!(duration_ms(303_000), "5 min 3 s");
         assert_eq!(truncate("héllo", 2), "hé…");
         assert_eq!(truncate("hé", 2), "hé");
+        assert_eq!(first_bytes("héllo", 2), "h");
+        assert_eq!(first_bytes("héllo", 3), "hé");
+        assert_eq!(first_bytes("hé", 10), "hé");
+        assert_eq!(size(850), "850 B");
+        assert_eq!(size(64 * 1024), "64 KiB");
+        assert_eq!(size(5 * 1024 * 1024 + 11), "5.0 MiB");
+        assert_eq!(failed_attempts(1), "1 failed attempt");
+        assert_eq!(failed_attempts(0), "0 failed attempts");
         assert_eq!(enc("a b/ü"), "a%20b%2F%C3%BC");
         assert_eq!(nice_ceiling(1), 1);
         assert_eq!(nice_ceiling(3), 5);

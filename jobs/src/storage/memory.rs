@@ -1101,10 +1101,12 @@ impl Storage for MemoryStorage {
             .filter(|job| matches_query(job, &query))
             .collect();
         matching.sort_by(|a, b| {
-            b.record
-                .state_at
-                .cmp(&a.record.state_at)
-                .then(b.record.id.cmp(&a.record.id))
+            let (a, b) = (&a.record, &b.record);
+            if query.by_run_time() {
+                a.run_at.cmp(&b.run_at).then(a.id.cmp(&b.id))
+            } else {
+                b.state_at.cmp(&a.state_at).then(b.id.cmp(&a.id))
+            }
         });
         let limit = if query.limit == 0 { 20 } else { query.limit };
         Ok(JobPage {

@@ -152,7 +152,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Number of jobs per state, and Enqueued per queue.
     async fn counts(&self) -> Result<StateCounts>;
 
-    /// One page of jobs matching `query`, newest state change first.
+    /// One page of jobs matching `query`, newest state change first; Scheduled jobs soonest
+    /// run first (see [`JobQuery::by_run_time`]).
     async fn list_jobs(&self, query: JobQuery) -> Result<JobPage>;
 
     /// Succeeded and failed counts per hour or day, oldest first, for `[from, to)`.

@@ -498,6 +498,14 @@ pub struct JobQuery {
     pub limit: usize,
 }
 
+impl JobQuery {
+    /// Whether the list runs soonest first (Scheduled jobs, retries included: by run time,
+    /// then id), rather than newest state change first (by state time, then id, descending).
+    pub fn by_run_time(&self) -> bool {
+        self.state == Some(JobState::Scheduled) || self.retries_only
+    }
+}
+
 /// A page of jobs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobPage {

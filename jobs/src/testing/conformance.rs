@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
             recurring_upsert_list_pause_remove,
             recurring_claim_is_atomic,
             counts_and_listing,
+            scheduled_jobs_list_soonest_first,
             statistics_per_hour,
         );
     };
@@ -1607,6 +1608,72 @@ pub async fn counts_and_listing(storage: Arc<dyn Storage>) {
         .await
         .expect("list");
     assert_eq!(queue.total, 2);
+}
+
+async fn listed(storage: &dyn Storage, query: JobQuery) -> Vec<JobId> {
+    let page = storage.list_jobs(query).await.expect("list");
+    page.jobs.iter().map(|job| job.id).collect()
+}
+
+/// Scheduled jobs, retries included, are listed soonest run first, whenever they were
+/// scheduled; other lists keep the newest state change first.
+pub async fn scheduled_jobs_list_soonest_first(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    // Scheduled one after the other, to run in another order.
+    let mut delayed = Vec::new();
+    for (i, (name, run_at)) in [("c", 300), ("a", 100), ("b", 200)].into_iter().enumerate() {
+        let scheduled = NewJob {
+            initial: InitialState::Scheduled { at: at(run_at) },
+            ..job(name, "default")
+        };
+        let seconds = i64::try_from(i).expect("small");
+        delayed.extend(
+            storage
+                .enqueue(vec![scheduled], at(seconds))
+                .await
+                .expect("schedule"),
+        );
+    }
+    let [c, a, b] = delayed[..] else {
+        panic!("three jobs scheduled, got {delayed:?}");
+    };
+    // Two retries: the one that failed later runs sooner.
+    let failing = enqueue(storage, vec![job("r1", "retry"), job("r2", "retry")]).await;
+    fetch_from(storage, SERVER, &["retry"], 2, at(10)).await;
+    for (id, failed_at, run_at) in [(failing[0], 11, 250), (failing[1], 12, 150)] {
+        let retry = Outcome::Retry {
+            run_at: at(run_at),
+            reason: "Retry attempt 1 of 10: boom".into(),
+            data: error_data(),
+        };
+        complete(storage, id, SERVER, at(failed_at), retry).await;
+    }
+    let (r1, r2) = (failing[0], failing[1]);
+    let scheduled = JobQuery {
+        state: Some(JobState::Scheduled),
+        ..JobQuery::default()
+    };
+    assert_eq!(
+        listed(storage, scheduled.clone()).await,
+        vec![a, r2, b, r1, c]
+    );
+    let second_page = JobQuery {
+        offset: 2,
+        limit: 2,
+        ..scheduled
+    };
+    assert_eq!(listed(storage, second_page).await, vec![b, r1]);
+    let retries = JobQuery {
+        state: Some(JobState::Scheduled),
+        retries_only: true,
+        ..JobQuery::default()
+    };
+    assert_eq!(listed(storage, retries).await, vec![r2, r1]);
+    assert_eq!(
+        listed(storage, JobQuery::default()).await,
+        vec![r2, r1, b, a, c],
+        "every job: newest state change first"
+    );
 }
 
 /// Succeeded jobs and failed attempts are counted per hour.
