@@ -184,6 +184,10 @@ async fn connections_carry_the_session_options() {
         ("enable_hashjoin", "off"),
         ("enable_mergejoin", "off"),
         ("statement_timeout", "12345ms"),
+        // The server probes a silent client as the client probes the server.
+        ("tcp_keepalives_idle", "15"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
     ] {
         let row = client
             .query_one(&format!("SHOW {setting}"), &[])
@@ -731,5 +735,93 @@ async fn batched_completions_release_at_each_parents_time() {
             "released when its parent finished"
         );
     }
+    schema.teardown().await;
+}
+
+/// An operation that waits on a lock (or on a network that is gone) ends with a timeout error
+/// after `query_timeout`, not never; the storage keeps working afterwards, on connections
+/// opened after the timeout (the pool's older ones are replaced when next taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_that_cannot_finish_times_out_and_the_storage_recovers() {
+    let schema = TestSchema::new().await;
+    let storage = PostgresStorage::connect_with(
+        schema.url(),
+        schema.options().query_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .expect("connect");
+    let id = storage
+        .enqueue(vec![job("locked", "default")], Utc::now())
+        .await
+        .expect("enqueue")[0];
+    let before: i32 = storage
+        .pool()
+        .get()
+        .await
+        .expect("connection")
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+
+    // Another session holds the job's row: the delete waits for it.
+    let mut holder = schema.storage().pool().get().await.expect("connection");
+    let tx = holder.transaction().await.expect("begin");
+    tx.execute(
+        &format!(
+            "SELECT 1 FROM \"{}\".jobs WHERE id = $1 FOR UPDATE",
+            schema.schema()
+        ),
+        &[&id.0],
+    )
+    .await
+    .expect("lock the job");
+    let started = std::time::Instant::now();
+    let error = storage
+        .delete(id, "deleted by a test", Utc::now())
+        .await
+        .expect_err("the delete cannot finish while the row is locked");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(5),
+        "timed out after the bound: {waited:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "storage error: delete timed out after 500ms: the database did not answer"
+    );
+    let source = std::error::Error::source(&error).expect("the storage's error");
+    assert!(
+        matches!(
+            source.downcast_ref::<PostgresError>(),
+            Some(PostgresError::Timeout {
+                operation: "delete",
+                ..
+            })
+        ),
+        "{source:?}"
+    );
+    tx.rollback().await.expect("release the lock");
+
+    // Nothing was changed, and the next operation runs on a new connection.
+    assert_eq!(
+        storage.job(id).await.expect("job").expect("exists").state,
+        JobState::Enqueued
+    );
+    assert!(storage
+        .delete(id, "deleted by a test", Utc::now())
+        .await
+        .expect("delete after the lock is gone"));
+    let after: i32 = storage
+        .pool()
+        .get()
+        .await
+        .expect("connection")
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    assert_ne!(before, after, "the connection that hung is not reused");
+    storage.pool().close();
     schema.teardown().await;
 }
