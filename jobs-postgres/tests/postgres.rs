@@ -738,6 +738,16 @@ async fn batched_completions_release_at_each_parents_time() {
     schema.teardown().await;
 }
 
+/// The server process behind the connection the pool hands out next.
+async fn backend_pid(storage: &PostgresStorage) -> i32 {
+    let client = storage.pool().get().await.expect("connection");
+    let row = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid");
+    row.get(0)
+}
+
 /// An operation that waits on a lock (or on a network that is gone) ends with a timeout error
 /// after `query_timeout`, not never; the storage keeps working afterwards, on connections
 /// opened after the timeout (the pool's older ones are replaced when next taken).
@@ -754,15 +764,7 @@ async fn an_operation_that_cannot_finish_times_out_and_the_storage_recovers() {
         .enqueue(vec![job("locked", "default")], Utc::now())
         .await
         .expect("enqueue")[0];
-    let before: i32 = storage
-        .pool()
-        .get()
-        .await
-        .expect("connection")
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
+    let before = backend_pid(&storage).await;
 
     // Another session holds the job's row: the delete waits for it.
     let mut holder = schema.storage().pool().get().await.expect("connection");
@@ -812,15 +814,7 @@ async fn an_operation_that_cannot_finish_times_out_and_the_storage_recovers() {
         .delete(id, "deleted by a test", Utc::now())
         .await
         .expect("delete after the lock is gone"));
-    let after: i32 = storage
-        .pool()
-        .get()
-        .await
-        .expect("connection")
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .expect("pid")
-        .get(0);
+    let after = backend_pid(&storage).await;
     assert_ne!(before, after, "the connection that hung is not reused");
     storage.pool().close();
     schema.teardown().await;
