@@ -359,6 +359,20 @@ async fn invalid_cron_or_time_zone_is_refused_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn a_cron_that_can_never_fire_is_refused_and_nothing_is_stored() {
+    let client = Client::new(MemoryStorage::new());
+    for cron in ["0 0 30 2 *", "0 0 31 4 *", "0 0 0 * 2 SUN#5 2025"] {
+        let error = client
+            .add_or_update_recurring("never", cron, Idle::new("x".into()))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, jobs::Error::InvalidCron { .. }), "{error}");
+        assert!(error.to_string().contains("never"), "{error}");
+    }
+    assert!(client.recurring_jobs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn trigger_pause_resume_and_remove() {
     let storage = MemoryStorage::new();
     let clock = manual_clock();
