@@ -52,7 +52,7 @@ impl Invocation {
     }
 
     /// Resolves a service from the container, once per execution.
-    pub fn service<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, JobError> {
+    pub fn service<T: ?Sized + Send + Sync + 'static>(&self) -> Result<Arc<T>, JobError> {
         self.scope.resolve::<T>().ok_or_else(|| {
             JobError::new(
                 JobError::UNRESOLVED_SERVICE,
@@ -113,7 +113,7 @@ pub const fn assert_output<T: IntoJobResult>() {}
 pub trait Injectable: Send + Sync + 'static {}
 
 #[diagnostic::do_not_recommend]
-impl<T: Send + Sync + 'static> Injectable for T {}
+impl<T: ?Sized + Send + Sync + 'static> Injectable for T {}
 
 /// Compile-time check, spanned at an injected parameter's type by the macro.
 pub const fn assert_injectable<T: Injectable + ?Sized>() {}
