@@ -1,9 +1,9 @@
 //! Generates the code of `#[job]` from the validated model ([`JobFn`]).
 //!
 //! For each job: inside `const _: () = { .. };`, so nothing else leaks into the user's namespace,
-//! the inherent methods of the arguments struct, its `Job` impl, the run function (which starts
-//! with the spanned bound checks) and the registry entry; then the arguments struct itself,
-//! outside so users can name it. Generated code names only `#krate::__private::..` (`::jobs`
+//! the inherent methods of the arguments struct, the helpers its serde derive calls for each
+//! field, its `Job` impl, the run function (which starts with the spanned bound checks) and the
+//! registry entry; then the arguments struct itself, outside so users can name it. Generated code names only `#krate::__private::..` (`::jobs`
 //! unless `crate = ...` is given).
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
@@ -14,7 +14,7 @@ use syn::{Item, LitStr};
 
 use crate::attr;
 use crate::errors::Errors;
-use crate::input::{self, FnKind, JobFn, Param};
+use crate::input::{self, FieldSerde, FnKind, JobFn, Param};
 
 /// The environment variable that makes the macro print each expansion to stderr.
 const DEBUG_VAR: &str = "JOBS_MACROS_DEBUG";
@@ -57,10 +57,9 @@ fn expand_job(job: &JobFn) -> TokenStream {
     let args_struct = args_struct(job, &private);
     let inherent_impl = inherent_impl(job, &private);
     let job_impl = job_impl(job, &private);
+    let serde_helpers = serde_helpers(job, &private);
     let run_fn = run_fn(job, &private);
     let entry = registry_entry(job, &private);
-    // The const block comes first: rustc reports errors in item order, so a type error caught by
-    // the bound checks in `__jobs_run` is reported before the ones inside the serde derives.
     quote! {
         #(#cfgs)*
         #[doc(hidden)]
@@ -73,6 +72,7 @@ fn expand_job(job: &JobFn) -> TokenStream {
         )]
         const _: () = {
             #inherent_impl
+            #serde_helpers
             #job_impl
             #run_fn
             #entry
@@ -105,16 +105,49 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-/// The serialized parameters: `(name, type, #[serde] attributes)`.
-fn fields(job: &JobFn) -> impl Iterator<Item = (&syn::Ident, &syn::Type, &[syn::Attribute])> {
+/// A serialized parameter: a field of the arguments struct.
+struct Field<'a> {
+    ident: &'a syn::Ident,
+    ty: &'a syn::Type,
+    serde_attrs: &'a [syn::Attribute],
+    serde: FieldSerde,
+}
+
+impl Field<'_> {
+    /// `__jobs_serialize_user_id`, `__jobs_deserialize_user_id`: the field's serde helpers.
+    fn helper(&self, direction: &str) -> syn::Ident {
+        format_ident!("__jobs_{}_{}", direction, self.ident.unraw())
+    }
+}
+
+/// The serialized parameters, in order.
+fn fields(job: &JobFn) -> impl Iterator<Item = Field<'_>> {
     job.params.iter().filter_map(|param| match param {
         Param::Arg {
             ident,
             ty,
             serde_attrs,
-        } => Some((ident, ty, serde_attrs.as_slice())),
+            serde,
+        } => Some(Field {
+            ident,
+            ty,
+            serde_attrs,
+            serde: *serde,
+        }),
         _ => None,
     })
+}
+
+/// Whether `ty` is written `Option<T>` (any path ending in `Option` with one type argument).
+fn is_option(ty: &syn::Type) -> bool {
+    let syn::Type::Path(path) = ty else {
+        return false;
+    };
+    path.qself.is_none()
+        && path.path.segments.last().is_some_and(|last| {
+            last.ident == "Option"
+                && matches!(&last.arguments, syn::PathArguments::AngleBracketed(args) if args.args.len() == 1)
+        })
 }
 
 /// `pub struct SendWelcome { pub user_id: i64, .. }` with the function's docs and visibility.
@@ -134,14 +167,40 @@ fn args_struct(job: &JobFn, private: &TokenStream) -> TokenStream {
         quote!(#(#docs)*)
     };
     let serde_crate = LitStr::new(&quote!(#private::serde).to_string(), Span::call_site());
-    let fields = fields(job).map(|(ident, ty, serde_attrs)| {
+    let fields = fields(job).map(|field| {
+        let Field {
+            ident,
+            ty,
+            serde_attrs,
+            ..
+        } = field;
         let doc = format!("The `{}` argument.", ident.unraw());
         // Spanned at the type: serde's derive reports an unmet bound at a field's first token.
         let doc = LitStr::new(&doc, ty.span());
         let doc = quote_spanned!(ty.span()=> #[doc = #doc]);
+        let routed = match field.serde {
+            FieldSerde::Plain { has_default } => {
+                // Through the helpers of `serde_helpers`, so a type without serde impls gets
+                // one error, from `assert_argument`, instead of one per use in the derives.
+                // The paths are spanned at the type, where any error about them belongs.
+                let path = |direction| {
+                    let path = format!("{struct_ident}::{}", field.helper(direction));
+                    LitStr::new(&path, ty.span())
+                };
+                let (serialize, deserialize) = (path("serialize"), path("deserialize"));
+                // A field with `deserialize_with` is an error when missing, even an `Option`
+                // that serde would otherwise read as `None`: `default` keeps that.
+                let default = (is_option(ty) && !has_default).then(|| quote!(default,));
+                Some(quote! {
+                    #[serde(#default serialize_with = #serialize, deserialize_with = #deserialize)]
+                })
+            }
+            FieldSerde::Custom => None,
+        };
         quote! {
             #doc
             #(#serde_attrs)*
+            #routed
             #vis #ident: #ty
         }
     });
@@ -170,8 +229,8 @@ fn inherent_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
         name,
         ..
     } = job;
-    let params = fields(job).map(|(ident, ty, _)| quote!(#ident: #ty));
-    let idents = fields(job).map(|(ident, _, _)| ident);
+    let params = fields(job).map(|Field { ident, ty, .. }| quote!(#ident: #ty));
+    let idents = fields(job).map(|field| field.ident);
     let new_doc = format!("Creates the arguments of the `{name}` job.");
     quote! {
         #[allow(dead_code, clippy::too_many_arguments, clippy::new_without_default)]
@@ -222,6 +281,49 @@ fn inherent_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
     }
 }
 
+/// The functions the serde derive of the arguments struct calls for each field the macro checks
+/// (see `args_struct`): each (de)serializes the field with its type's own impl, or, when the type
+/// has none, with the unchecked fallback of `jobs::__private` that makes the derive compile, so
+/// that the type's one error is the one `assert_argument` reports.
+fn serde_helpers(job: &JobFn, private: &TokenStream) -> TokenStream {
+    let struct_ident = &job.struct_ident;
+    let helpers = fields(job)
+        .filter(|field| matches!(field.serde, FieldSerde::Plain { .. }))
+        .map(|field| {
+            let ty = field.ty;
+            let serialize = field.helper("serialize");
+            let deserialize = field.helper("deserialize");
+            quote! {
+                fn #serialize<__S: #private::serde::Serializer>(
+                    value: &#ty,
+                    serializer: __S,
+                ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                    #[allow(unused_imports)]
+                    use #private::{SerializeArgument as _, SerializeUnchecked as _};
+                    (&#private::ArgumentRef(value)).__jobs_serialize(serializer)
+                }
+
+                fn #deserialize<'de, __D: #private::serde::Deserializer<'de>>(
+                    deserializer: __D,
+                ) -> ::core::result::Result<#ty, __D::Error> {
+                    #[allow(unused_imports)]
+                    use #private::{DeserializeArgument as _, DeserializeUnchecked as _};
+                    (&#private::ArgumentType::<#ty>(::core::marker::PhantomData))
+                        .__jobs_deserialize(deserializer)
+                }
+            }
+        })
+        .collect::<Vec<_>>();
+    if helpers.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        impl #struct_ident {
+            #(#helpers)*
+        }
+    }
+}
+
 /// `impl Job for SendWelcome`: the stored name and the queue.
 fn job_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
     let JobFn {
@@ -242,7 +344,9 @@ fn job_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
 /// They are statements of `__jobs_run`: in the same body as the calls needing the same bounds,
 /// rustc reports each unmet bound once.
 fn assertions(job: &JobFn, private: &TokenStream) -> TokenStream {
-    let arguments = fields(job).map(|(_, ty, _)| {
+    // A field whose `#[serde]` attributes take over is serde's to check.
+    let checked = fields(job).filter(|field| matches!(field.serde, FieldSerde::Plain { .. }));
+    let arguments = checked.map(|Field { ty, .. }| {
         let private = private_at(private, ty.span());
         quote_spanned! {ty.span()=>
             #private::assert_argument::<#ty>();
@@ -438,10 +542,32 @@ mod tests {
             quote!(
                 pub struct SendWelcome {
                     #[doc = "The `user_id` argument."]
+                    #[serde(
+                        serialize_with = "SendWelcome::__jobs_serialize_user_id",
+                        deserialize_with = "SendWelcome::__jobs_deserialize_user_id"
+                    )]
                     pub user_id: i64,
                     #[doc = "The `template` argument."]
+                    #[serde(
+                        serialize_with = "SendWelcome::__jobs_serialize_template",
+                        deserialize_with = "SendWelcome::__jobs_deserialize_template"
+                    )]
                     pub template: String,
                 }
+            ),
+            quote!(
+                fn __jobs_serialize_user_id<__S: ::jobs::__private::serde::Serializer>(
+                    value: &i64,
+                    serializer: __S,
+                ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                    #[allow(unused_imports)]
+                    use ::jobs::__private::{SerializeArgument as _, SerializeUnchecked as _};
+                    (&::jobs::__private::ArgumentRef(value)).__jobs_serialize(serializer)
+                }
+            ),
+            quote!(
+                (&::jobs::__private::ArgumentType::<String>(::core::marker::PhantomData))
+                    .__jobs_deserialize(deserializer)
             ),
             quote!(
                 pub fn new(user_id: i64, template: String) -> Self {
@@ -500,6 +626,10 @@ mod tests {
             quote!(
                 struct Charge {
                     #[doc = "The `order_id` argument."]
+                    #[serde(
+                        serialize_with = "Charge::__jobs_serialize_order_id",
+                        deserialize_with = "Charge::__jobs_deserialize_order_id"
+                    )]
                     order_id: i64,
                 }
             ),
@@ -537,6 +667,59 @@ mod tests {
         }
         assert!(!output.contains(":: jobs ::"), "{output}");
         assert!(!output.contains("# [inject]"), "{output}");
+    }
+
+    #[test]
+    fn serde_attributes_decide_how_a_field_is_routed_and_checked() {
+        let output = expand(
+            quote!(),
+            quote! {
+                async fn f(
+                    #[serde(rename = "n")] note: Option<String>,
+                    #[serde(default)] kept: Option<u8>,
+                    #[serde(with = "my_format")] when: Stamp,
+                    r#type: u8,
+                ) {}
+            },
+        );
+        for expected in [
+            // Plain fields go through the helpers; an `Option` keeps reading a missing field
+            // as `None`.
+            quote!(
+                #[serde(rename = "n")]
+                #[serde(
+                    default,
+                    serialize_with = "F::__jobs_serialize_note",
+                    deserialize_with = "F::__jobs_deserialize_note"
+                )]
+                note: Option<String>,
+            ),
+            quote!(
+                #[serde(default)]
+                #[serde(
+                    serialize_with = "F::__jobs_serialize_kept",
+                    deserialize_with = "F::__jobs_deserialize_kept"
+                )]
+                kept: Option<u8>,
+            ),
+            // Serde's own attribute takes over: no helpers, no check.
+            quote!(
+                #[serde(with = "my_format")]
+                when: Stamp,
+            ),
+            quote!(serialize_with = "F::__jobs_serialize_type"),
+            quote!(fn __jobs_deserialize_type),
+            quote!(::jobs::__private::assert_argument::<Option<String> >();),
+            quote!(::jobs::__private::assert_argument::<u8>();),
+        ] {
+            let expected = normalized(expected);
+            assert!(
+                output.contains(&expected),
+                "missing `{expected}` in\n{output}"
+            );
+        }
+        assert!(!output.contains("__jobs_serialize_when"), "{output}");
+        assert!(!output.contains("assert_argument :: < Stamp >"), "{output}");
     }
 
     #[test]

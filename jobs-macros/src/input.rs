@@ -8,6 +8,7 @@
 use proc_macro2::{Ident, Span};
 use quote::{format_ident, ToTokens};
 use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{
@@ -70,6 +71,8 @@ pub(crate) enum Param {
         ty: Type,
         /// `#[serde(...)]` attributes moved from the parameter to the field.
         serde_attrs: Vec<Attribute>,
+        /// How the `#[serde]` attributes leave the field's serialization.
+        serde: FieldSerde,
     },
     /// `#[inject] payments: Arc<Payments>`: resolved from the container.
     Inject {
@@ -80,6 +83,55 @@ pub(crate) enum Param {
     Context,
     /// `token: CancellationToken`.
     CancellationToken,
+}
+
+/// What an argument's `#[serde(...)]` attributes change about its serialization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldSerde {
+    /// The field is (de)serialized by its type's own `Serialize` and `Deserialize` impls: the
+    /// macro checks the type and routes both through that check.
+    Plain {
+        /// `#[serde(default)]` (or `default = "..."`) gives a value for a missing field.
+        has_default: bool,
+    },
+    /// An attribute takes over how the field is (de)serialized (`with`, `serialize_with`,
+    /// `deserialize_with`, `skip*`, `flatten`, `borrow`), or the attributes do not parse: serde's
+    /// derive handles the field alone (and reports any problem with the attributes).
+    Custom,
+}
+
+/// The keys of a field's `#[serde(...)]` attribute after which its type's own `Serialize` and
+/// `Deserialize` impls are not (or not simply) what serializes it.
+const CUSTOM_SERDE_KEYS: &[&str] = &[
+    "with",
+    "serialize_with",
+    "deserialize_with",
+    "skip",
+    "skip_serializing",
+    "skip_deserializing",
+    "flatten",
+    "borrow",
+    "getter",
+];
+
+/// Reads the keys of `serde_attrs` (`#[serde(rename = "a", default)]`) into a [`FieldSerde`].
+fn field_serde(serde_attrs: &[Attribute]) -> FieldSerde {
+    let mut has_default = false;
+    for attribute in serde_attrs {
+        let Ok(metas) =
+            attribute.parse_args_with(Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated)
+        else {
+            return FieldSerde::Custom;
+        };
+        for meta in &metas {
+            let path = meta.path();
+            if CUSTOM_SERDE_KEYS.iter().any(|key| path.is_ident(key)) {
+                return FieldSerde::Custom;
+            }
+            has_default |= path.is_ident("default");
+        }
+    }
+    FieldSerde::Plain { has_default }
 }
 
 /// The options of one job with defaults filled in.
@@ -511,6 +563,7 @@ fn lower_params(cx: &Errors, sig: &mut Signature, self_ty: Option<&Type>) -> Opt
         params.push(Param::Arg {
             ident,
             ty,
+            serde: field_serde(&serde_attrs),
             serde_attrs,
         });
     }
@@ -740,6 +793,41 @@ mod tests {
         );
         assert!(matches!(job.params[3], Param::Context));
         assert!(matches!(job.params[4], Param::CancellationToken));
+    }
+
+    #[test]
+    fn serde_attributes_that_take_over_leave_the_field_to_serde() {
+        let serde_of = |attrs: proc_macro2::TokenStream| {
+            let item: ItemFn = syn::parse2(quote!(fn f(#attrs x: u8) {})).unwrap();
+            let FnArg::Typed(typed) = &item.sig.inputs[0] else {
+                panic!()
+            };
+            field_serde(&typed.attrs)
+        };
+        let plain = FieldSerde::Plain { has_default: false };
+        let defaulted = FieldSerde::Plain { has_default: true };
+        assert_eq!(serde_of(quote!()), plain);
+        assert_eq!(serde_of(quote!(#[serde(rename = "y", alias = "z")])), plain);
+        assert_eq!(
+            serde_of(quote!(#[serde(rename(serialize = "y"), skip_serializing_if = "is_zero")])),
+            plain
+        );
+        assert_eq!(serde_of(quote!(#[serde(default)])), defaulted);
+        assert_eq!(
+            serde_of(quote!(#[serde(rename = "y")] #[serde(default = "seven")])),
+            defaulted
+        );
+        for custom in [
+            quote!(#[serde(with = "module")]),
+            quote!(#[serde(rename = "y", serialize_with = "f")]),
+            quote!(#[serde(deserialize_with = "f")]),
+            quote!(#[serde(skip)]),
+            quote!(#[serde(default, skip_deserializing)]),
+            quote!(#[serde(flatten)]),
+            quote!(#[serde(with = )]),
+        ] {
+            assert_eq!(serde_of(custom.clone()), FieldSerde::Custom, "{custom}");
+        }
     }
 
     #[test]

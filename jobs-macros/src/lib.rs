@@ -49,8 +49,13 @@ use proc_macro::TokenStream;
 /// - `name: Type`: an argument, stored as JSON. The type must implement `Serialize`,
 ///   `DeserializeOwned`, `Debug` and `Clone`, and be owned (no references, no `impl Trait`).
 ///   `#[serde(...)]` attributes on it are moved to the generated field
-///   (`#[serde(default)] locale: String` keeps jobs stored before the parameter was added runnable).
-/// - `#[inject] name: Arc<T>`: a service resolved from the server's container.
+///   (`#[serde(default)] locale: String` keeps jobs stored before the parameter was added runnable;
+///   an `Option<T>` parameter reads as `None` without it). A type without the serde impls gets
+///   one error, at the type. With `#[serde(with, serialize_with, deserialize_with, skip*,
+///   flatten, borrow)]` serde's derive alone serializes the field, and the type need not
+///   implement serde's traits itself.
+/// - `#[inject] name: Arc<T>`: a service resolved from the server's container; `T` may be a
+///   trait object (`Arc<dyn Mailer>`) that is `Send + Sync`.
 /// - `ctx: JobContext`: the job's context (id, attempt, ...).
 /// - `token: CancellationToken`: cancelled on shutdown or deletion.
 ///
@@ -86,7 +91,13 @@ use proc_macro::TokenStream;
 /// ```ignore
 /// /// Sends the welcome mail.
 /// #[derive(Serialize, Deserialize, Debug, Clone)]
-/// pub struct SendWelcome { pub user_id: i64, pub template: String }
+/// pub struct SendWelcome {
+///     // each field (de)serialized through the helpers below
+///     #[serde(serialize_with = "SendWelcome::__jobs_serialize_user_id", deserialize_with = "..")]
+///     pub user_id: i64,
+///     #[serde(serialize_with = "SendWelcome::__jobs_serialize_template", deserialize_with = "..")]
+///     pub template: String,
+/// }
 ///
 /// const _: () = {
 ///     impl SendWelcome {
@@ -95,6 +106,13 @@ use proc_macro::TokenStream;
 ///         pub async fn schedule(&self, client: &Client, delay: Duration) -> Result<JobId> { .. }
 ///         pub async fn schedule_at(&self, client: &Client, at: DateTime<Utc>) -> Result<JobId> { .. }
 ///         pub async fn continue_after(&self, client: &Client, parent: JobId) -> Result<JobId> { .. }
+///     }
+///     impl SendWelcome {
+///         // the field's own serde impl, or, for a type without one (which then fails the
+///         // check in `__jobs_run`), a fallback that keeps the derive from adding errors
+///         fn __jobs_serialize_user_id<S: Serializer>(value: &i64, serializer: S) -> .. { .. }
+///         fn __jobs_deserialize_user_id<'de, D: Deserializer<'de>>(deserializer: D) -> .. { .. }
+///         // and the same for `template`
 ///     }
 ///     impl Job for SendWelcome {
 ///         const NAME: &'static str = "send_welcome";

@@ -52,7 +52,7 @@ impl Invocation {
     }
 
     /// Resolves a service from the container, once per execution.
-    pub fn service<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, JobError> {
+    pub fn service<T: ?Sized + Send + Sync + 'static>(&self) -> Result<Arc<T>, JobError> {
         self.scope.resolve::<T>().ok_or_else(|| {
             JobError::new(
                 JobError::UNRESOLVED_SERVICE,
@@ -90,17 +90,111 @@ where
 
 /// Implemented for every type a job can take as a serialized argument.
 #[diagnostic::on_unimplemented(
-    message = "job argument `{Self}` must implement `Serialize` and `DeserializeOwned`",
-    label = "not serializable",
-    note = "job arguments are serialized to JSON when the job is enqueued"
+    message = "the argument type `{Self}` must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "needs `Serialize` and `Deserialize`",
+    note = "a job's arguments are serialized to JSON when it is enqueued and deserialized when it runs",
+    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on `{Self}`, or use a type that implements them"
 )]
 pub trait JobArgument {}
 
 #[diagnostic::do_not_recommend]
 impl<T: serde::Serialize + serde::de::DeserializeOwned> JobArgument for T {}
 
-/// Compile-time check, spanned at an argument's type by the macro.
+/// Compile-time check, spanned at an argument's type by the macro: the one error a type that is
+/// not serializable gets.
 pub const fn assert_argument<T: JobArgument + ?Sized>() {}
+
+// How the arguments struct (de)serializes its fields without repeating that error.
+//
+// Its serde derive routes each field through `#[serde(serialize_with, deserialize_with)]` to
+// helpers the macro generates for the field's concrete type. A helper calls `__jobs_serialize`
+// on `&ArgumentRef(value)` (or `__jobs_deserialize` on `&ArgumentType::<T>`) with the two
+// traits below in scope. Method lookup tries the receiver as it is before borrowing it again, so
+// it takes the `*Argument` impl, which uses the type's own serde impl, whenever the type has
+// one, and the `*Unchecked` impl only when it does not. The unchecked impls compile for any
+// type, so the derive adds no error of its own: that case is reported once, by
+// `assert_argument`, and its code is never run because the crate does not compile.
+
+/// A job argument to serialize: the receiver of [`SerializeArgument`] or [`SerializeUnchecked`].
+#[derive(Debug)]
+pub struct ArgumentRef<'a, T: ?Sized>(pub &'a T);
+
+/// Serializes an argument whose type implements `Serialize` with that impl.
+pub trait SerializeArgument {
+    /// Serializes the argument.
+    fn __jobs_serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+}
+
+impl<T: serde::Serialize + ?Sized> SerializeArgument for ArgumentRef<'_, T> {
+    fn __jobs_serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// Chosen only for an argument type without `Serialize`, whose job does not compile.
+pub trait SerializeUnchecked {
+    /// Fails: the type cannot be serialized.
+    fn __jobs_serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+}
+
+impl<T: ?Sized> SerializeUnchecked for &ArgumentRef<'_, T> {
+    fn __jobs_serialize<S: serde::Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(format_args!(
+            "`{}` does not implement `Serialize`",
+            std::any::type_name::<T>()
+        )))
+    }
+}
+
+/// The type of a job argument to deserialize: the receiver of [`DeserializeArgument`] or
+/// [`DeserializeUnchecked`].
+#[derive(Debug)]
+pub struct ArgumentType<T>(pub std::marker::PhantomData<T>);
+
+/// Deserializes an argument whose type implements `DeserializeOwned` with that impl.
+pub trait DeserializeArgument {
+    /// The argument's type.
+    type Value;
+    /// Deserializes the argument.
+    fn __jobs_deserialize<'de, D: serde::Deserializer<'de>>(
+        &self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error>;
+}
+
+impl<T: serde::de::DeserializeOwned> DeserializeArgument for ArgumentType<T> {
+    type Value = T;
+    fn __jobs_deserialize<'de, D: serde::Deserializer<'de>>(
+        &self,
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// Chosen only for an argument type without `DeserializeOwned`, whose job does not compile.
+pub trait DeserializeUnchecked {
+    /// The argument's type.
+    type Value;
+    /// Fails: the type cannot be deserialized.
+    fn __jobs_deserialize<'de, D: serde::Deserializer<'de>>(
+        &self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error>;
+}
+
+impl<T> DeserializeUnchecked for &ArgumentType<T> {
+    type Value = T;
+    fn __jobs_deserialize<'de, D: serde::Deserializer<'de>>(
+        &self,
+        _deserializer: D,
+    ) -> Result<T, D::Error> {
+        Err(serde::de::Error::custom(format_args!(
+            "`{}` does not implement `Deserialize`",
+            std::any::type_name::<T>()
+        )))
+    }
+}
 
 /// Compile-time check, spanned at the return type by the macro.
 pub const fn assert_output<T: IntoJobResult>() {}
@@ -113,7 +207,7 @@ pub const fn assert_output<T: IntoJobResult>() {}
 pub trait Injectable: Send + Sync + 'static {}
 
 #[diagnostic::do_not_recommend]
-impl<T: Send + Sync + 'static> Injectable for T {}
+impl<T: ?Sized + Send + Sync + 'static> Injectable for T {}
 
 /// Compile-time check, spanned at an injected parameter's type by the macro.
 pub const fn assert_injectable<T: Injectable + ?Sized>() {}

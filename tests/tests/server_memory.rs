@@ -175,6 +175,86 @@ fn di_services() -> Services {
         }))
 }
 
+/// A service behind a trait: jobs inject it as `Arc<dyn Notifier>`.
+trait Notifier: Send + Sync {
+    /// Notifies `to`, returning what was sent.
+    fn notify(&self, to: &str) -> String;
+}
+
+/// The `Notifier` registered for the trait-object jobs: records every call.
+struct RecordingNotifier {
+    sent: Mutex<Vec<String>>,
+}
+
+impl Notifier for RecordingNotifier {
+    fn notify(&self, to: &str) -> String {
+        let message = format!("notified {to}");
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message.clone());
+        message
+    }
+}
+
+/// A trait without `Send + Sync` supertraits: injected as `Arc<dyn Stamp + Send + Sync>`.
+trait Stamp {
+    /// The stamp of this execution.
+    fn stamp(&self) -> u32;
+}
+
+/// A `Stamp` made once per job execution by a factory.
+struct CountingStamp(u32);
+
+impl Stamp for CountingStamp {
+    fn stamp(&self) -> u32 {
+        self.0
+    }
+}
+
+static STAMPS_MADE: AtomicU32 = AtomicU32::new(0);
+
+#[job(queue = "di-dyn")]
+async fn notify_user(
+    user: String,
+    #[inject] notifier: Arc<dyn Notifier>,
+    #[inject] first: Arc<dyn Stamp + Send + Sync>,
+    #[inject] second: Arc<dyn Stamp + Send + Sync>,
+) -> anyhow::Result<(String, bool)> {
+    let _ = first.stamp();
+    Ok((notifier.notify(&user), Arc::ptr_eq(&first, &second)))
+}
+
+/// A blocking job with a trait-object service.
+#[job(queue = "di-dyn")]
+fn notify_blocking(user: String, #[inject] notifier: Arc<dyn Notifier>) -> anyhow::Result<String> {
+    Ok(notifier.notify(&user))
+}
+
+/// An instance job (a concrete service) that also injects a trait object.
+struct Announcer {
+    prefix: String,
+}
+
+#[job(queue = "di-dyn")]
+impl Announcer {
+    async fn announce(
+        &self,
+        user: String,
+        #[inject] notifier: Arc<dyn Notifier>,
+    ) -> anyhow::Result<String> {
+        Ok(notifier.notify(&format!("{}{user}", self.prefix)))
+    }
+}
+
+/// Never registered in any container, behind a trait.
+trait MissingTrait: Send + Sync {}
+
+#[job(queue = "di-dyn-missing")]
+async fn needs_missing_trait(#[inject] missing: Arc<dyn MissingTrait>) {
+    let _ = missing;
+}
+
 #[tokio::test]
 async fn enqueued_job_succeeds_with_its_result_and_history() {
     let storage = MemoryStorage::new();
@@ -754,6 +834,85 @@ async fn missing_services_are_reported_at_build() {
         matches!(&only_missing, jobs::Error::UnresolvedServices(lines) if lines.len() == 1),
         "{only_missing}"
     );
+}
+
+/// Services behind traits: registered as `Arc<dyn Trait>` (shared, or made per execution by a
+/// factory) and injected into free, blocking and instance jobs, which call them.
+#[tokio::test]
+async fn trait_object_services_are_injected_and_called() {
+    let storage = MemoryStorage::new();
+    let client = Client::new(storage.clone());
+    let notifier = Arc::new(RecordingNotifier {
+        sent: Mutex::new(Vec::new()),
+    });
+    let services = Services::new()
+        .with::<dyn Notifier>(notifier.clone())
+        .with_arc_factory(|| {
+            let n = STAMPS_MADE.fetch_add(1, Ordering::SeqCst);
+            Arc::new(CountingStamp(n)) as Arc<dyn Stamp + Send + Sync>
+        })
+        .with(Arc::new(Announcer {
+            prefix: "all, ".into(),
+        }));
+    let server = fast(storage)
+        .queues(["di-dyn"])
+        .container(services)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let free = NotifyUser::new("ada".into())
+        .enqueue(&client)
+        .await
+        .unwrap();
+    let blocking = NotifyBlocking::new("bob".into())
+        .enqueue(&client)
+        .await
+        .unwrap();
+    let instance = AnnouncerAnnounce::new("cy".into())
+        .enqueue(&client)
+        .await
+        .unwrap();
+    let record = wait_state(&client, free, JobState::Succeeded).await;
+    assert_eq!(
+        record.result,
+        Some(serde_json::json!(["notified ada", true])),
+        "the service was called, and the factory made one instance for the execution"
+    );
+    let record = wait_state(&client, blocking, JobState::Succeeded).await;
+    assert_eq!(record.result, Some(serde_json::json!("notified bob")));
+    let record = wait_state(&client, instance, JobState::Succeeded).await;
+    assert_eq!(record.result, Some(serde_json::json!("notified all, cy")));
+    let mut sent = notifier
+        .sent
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    sent.sort();
+    assert_eq!(sent, ["notified ada", "notified all, cy", "notified bob"]);
+    server.shutdown().await.unwrap();
+}
+
+/// A trait-object service missing from the container is reported at build, by its type.
+#[tokio::test]
+async fn missing_trait_object_services_are_reported_at_build() {
+    let error = Server::builder(MemoryStorage::new())
+        .queues(["di-dyn-missing"])
+        .container(di_services())
+        .build()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(&error, jobs::Error::UnresolvedServices(lines) if lines.len() == 1),
+        "{message}"
+    );
+    for expected in ["needs_missing_trait", "dyn ", "MissingTrait"] {
+        assert!(
+            message.contains(expected),
+            "`{expected}` missing from: {message}"
+        );
+    }
 }
 
 #[tokio::test]
