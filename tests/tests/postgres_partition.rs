@@ -1,9 +1,9 @@
 //! A network partition: two worker hosts, each in a network namespace of its own (a veth pair,
 //! addresses inside this machine only), run one PostgreSQL's jobs under a steady load; host
 //! A's link goes down for 60 s and comes back. Nothing is lost; a job runs twice only if its
-//! lease lapsed during the cut (its history shows the rescue); A runs jobs again within lease
-//! + 5 s of the link's return; its log says what happened, in a few lines; and it stops
-//! gracefully afterwards.
+//! lease lapsed during the cut (its history shows the rescue); A runs jobs again within the
+//! lease plus 5 s of the link's return; its log says what happened, in a few lines; and it
+//! stops gracefully afterwards.
 //!
 //! PostgreSQL listens on loopback only, so each host reaches it through a TCP relay in this
 //! process, listening on the host's side of its veth pair. Cutting the link drops every packet
@@ -284,7 +284,7 @@ async fn a_host_cut_off_for_a_minute_recovers_and_loses_nothing() {
         "host A to run new jobs after the link's return",
         LEASE + Duration::from_secs(5),
         || async {
-            executions_at(&storage)
+            executions_at(storage)
                 .await
                 .values()
                 .any(|runs| runs.len() == 1 && runs[0].0 == a.pid && runs[0].1 > back_at)
