@@ -89,13 +89,18 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The storage and its constructors; every operation lives in `sql/`, one module per operation
+// or small family (its SQL, parameters and row mapping together).
+mod sql;
+mod storage;
+// Decoding of a job row and its history, shared by the operations that read jobs back.
+mod row;
+// Time bounds of the connections, and the handle statements run through.
+mod connection;
 mod error;
 mod migrate;
 mod notify;
 mod options;
-mod row;
-mod sql;
-mod storage;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;

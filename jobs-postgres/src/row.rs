@@ -2,10 +2,7 @@
 //! understand is a [`PostgresError::Decode`] naming the row and column, never a panic.
 
 use chrono::{DateTime, Utc};
-use jobs::storage::{
-    ContinueOn, FetchedJob, HistoryEntry, JobRecord, Misfire, RecurringJob, ServerInfo,
-    ServerRecord, StateData,
-};
+use jobs::storage::{ContinueOn, HistoryEntry, JobRecord, StateData};
 use jobs::{JobError, JobId, JobState};
 use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
@@ -40,7 +37,7 @@ pub(crate) fn continue_on_to_sql(on: ContinueOn) -> &'static str {
     }
 }
 
-fn continue_on_from_sql(
+pub(crate) fn continue_on_from_sql(
     value: &str,
     what: &dyn Fn() -> String,
 ) -> Result<ContinueOn, PostgresError> {
@@ -55,25 +52,7 @@ fn continue_on_from_sql(
     }
 }
 
-pub(crate) fn misfire_to_sql(misfire: Misfire) -> &'static str {
-    match misfire {
-        Misfire::FireOnce => "fire_once",
-        Misfire::FireAll => "fire_all",
-    }
-}
-
-fn misfire_from_sql(value: &str, what: &dyn Fn() -> String) -> Result<Misfire, PostgresError> {
-    match value {
-        "fire_once" => Ok(Misfire::FireOnce),
-        "fire_all" => Ok(Misfire::FireAll),
-        other => Err(PostgresError::decode(
-            format!("{}, column `misfire`", what()),
-            format!("unknown misfire policy `{other}`"),
-        )),
-    }
-}
-
-fn retry_count(value: i32, what: &dyn Fn() -> String) -> Result<u32, PostgresError> {
+pub(crate) fn retry_count(value: i32, what: &dyn Fn() -> String) -> Result<u32, PostgresError> {
     u32::try_from(value).map_err(|_| {
         PostgresError::decode(
             format!("{}, column `retry_count`", what()),
@@ -82,7 +61,7 @@ fn retry_count(value: i32, what: &dyn Fn() -> String) -> Result<u32, PostgresErr
     })
 }
 
-fn json<T: serde::de::DeserializeOwned>(
+pub(crate) fn json<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
     column: &str,
     what: &dyn Fn() -> String,
@@ -133,7 +112,10 @@ pub(crate) fn job_record(row: &Row, with_history: bool) -> Result<JobRecord, Pos
 }
 
 /// The history arrays of the `job` statement, oldest first.
-fn history(row: &Row, what: &dyn Fn() -> String) -> Result<Vec<HistoryEntry>, PostgresError> {
+pub(crate) fn history(
+    row: &Row,
+    what: &dyn Fn() -> String,
+) -> Result<Vec<HistoryEntry>, PostgresError> {
     let states: Option<Vec<String>> = column(row, "states", what)?;
     let ats: Option<Vec<DateTime<Utc>>> = column(row, "ats", what)?;
     let reasons: Option<Vec<Option<String>>> = column(row, "reasons", what)?;
@@ -167,84 +149,6 @@ fn history(row: &Row, what: &dyn Fn() -> String) -> Result<Vec<HistoryEntry>, Po
         .collect()
 }
 
-/// A claimed job from the columns of `FETCH`.
-pub(crate) fn fetched_job(row: &Row) -> Result<FetchedJob, PostgresError> {
-    let id: i64 = row
-        .try_get("id")
-        .map_err(|error| PostgresError::decode("a fetched job, column `id`", describe(&error)))?;
-    let what = || format!("job {id}");
-    let what: &dyn Fn() -> String = &what;
-    Ok(FetchedJob {
-        id: JobId(id),
-        name: column::<&str>(row, "name", what)?.into(),
-        queue: column::<&str>(row, "queue", what)?.into(),
-        args: column::<&str>(row, "args", what)?.into(),
-        retry_count: retry_count(column(row, "retry_count", what)?, what)?,
-        created_at: column(row, "created_at", what)?,
-        enqueued_at: column(row, "enqueued_at", what)?,
-        parent: column::<Option<i64>>(row, "parent_id", what)?.map(JobId),
-        parent_result: column(row, "parent_result", what)?,
-    })
-}
-
-/// A recurring job from the columns of `RECURRING_COLUMNS`.
-pub(crate) fn recurring_job(row: &Row) -> Result<RecurringJob, PostgresError> {
-    let id: String = row.try_get("id").map_err(|error| {
-        PostgresError::decode("a recurring job row, column `id`", describe(&error))
-    })?;
-    let what = || format!("recurring job `{id}`");
-    let what: &dyn Fn() -> String = &what;
-    let misfire: String = column(row, "misfire", what)?;
-    let last_job_state: Option<String> = column(row, "last_job_state", what)?;
-    Ok(RecurringJob {
-        cron: column(row, "cron", what)?,
-        time_zone: column(row, "time_zone", what)?,
-        job_name: column(row, "job_name", what)?,
-        queue: column(row, "queue", what)?,
-        args: column(row, "args", what)?,
-        misfire: misfire_from_sql(&misfire, what)?,
-        skip_if_running: column(row, "skip_if_running", what)?,
-        paused: column(row, "paused", what)?,
-        next_run: column(row, "next_run", what)?,
-        last_run: column(row, "last_run", what)?,
-        last_job_id: column::<Option<i64>>(row, "last_job_id", what)?.map(JobId),
-        last_job_state: last_job_state
-            .map(|state| state_from_sql(&state, &|| format!("{}, its last job", what())))
-            .transpose()?,
-        last_error: column(row, "last_error", what)?,
-        created_at: column(row, "created_at", what)?,
-        id,
-    })
-}
-
-/// A server from the columns of `SERVERS`.
-pub(crate) fn server(row: &Row) -> Result<ServerRecord, PostgresError> {
-    let id: String = row
-        .try_get("id")
-        .map_err(|error| PostgresError::decode("a server row, column `id`", describe(&error)))?;
-    let what = || format!("server `{id}`");
-    let what: &dyn Fn() -> String = &what;
-    let workers: i64 = column(row, "workers", what)?;
-    let workers = usize::try_from(workers).map_err(|_| {
-        PostgresError::decode(
-            format!("{}, column `workers`", what()),
-            format!("negative worker count {workers}"),
-        )
-    })?;
-    let queues = column(row, "queues", what)?;
-    let started_at = column(row, "started_at", what)?;
-    let heartbeat_at = column(row, "heartbeat_at", what)?;
-    Ok(ServerRecord {
-        info: ServerInfo {
-            id,
-            queues,
-            workers,
-            started_at,
-        },
-        heartbeat_at,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,14 +164,6 @@ mod tests {
             assert_eq!(continue_on_from_sql(sql, &String::new).ok(), Some(on));
             // The same spelling as the type's serde form, which the dashboard shows.
             assert_eq!(serde_json::to_value(on).ok(), Some(serde_json::json!(sql)));
-        }
-        for misfire in [Misfire::FireOnce, Misfire::FireAll] {
-            let sql = misfire_to_sql(misfire);
-            assert_eq!(misfire_from_sql(sql, &String::new).ok(), Some(misfire));
-            assert_eq!(
-                serde_json::to_value(misfire).ok(),
-                Some(serde_json::json!(sql))
-            );
         }
         for state in JobState::ALL {
             assert_eq!(

@@ -1,0 +1,316 @@
+//! Creating jobs: the insert every enqueue path shares (autocommit, in a transaction with the parents locked, or in the caller's transaction) and each new job's first history entry.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use jobs::storage::{InitialState, NewJob, StateData};
+use jobs::{Error, Job, JobId, JobState, Result};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Transaction;
+
+use super::ts;
+use crate::connection::Db;
+use crate::error::PostgresError;
+use crate::row;
+use crate::storage::PostgresStorage;
+
+/// Creates jobs from parallel arrays, one element per job, with their first history entry, and
+/// notifies the channel once if any is Enqueued (and a channel is given: `$12` is NULL when the
+/// storage's notify throttle sends the notification itself, a moment later). Ids and queue
+/// positions are drawn in input order (the CTE is materialized: `nextval` runs once per row).
+///
+/// A job whose entry data (`$10`) is NULL was created Enqueued with no reason: its first entry
+/// (Enqueued at `created_at`, its queue as data) is the row itself (`created_enqueued`,
+/// migration 0006), and no history row is written.
+pub(crate) const ENQUEUE: &str = "
+WITH input AS MATERIALIZED (
+    SELECT nextval('__SCHEMA__.jobs_id_seq') AS id,
+           nextval('__SCHEMA__.job_positions') AS position,
+           i.*
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[],
+                $7::text[], $8::text[], $9::text[], $10::jsonb[])
+         WITH ORDINALITY AS i(name, queue, args, state, run_at, parent_id, continue_on,
+                              recurring_id, reason, data, ord)
+),
+inserted AS (
+    INSERT INTO __SCHEMA__.jobs (id, position, name, queue, args, state, created_at, state_at,
+                                 enqueued_at, run_at, parent_id, continue_on, recurring_id,
+                                 created_enqueued)
+    SELECT id, position, name, queue, args, state, $11, $11, $11, run_at, parent_id,
+           continue_on, recurring_id, data IS NULL
+    FROM input
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+    SELECT id, state, $11, reason, data FROM input WHERE data IS NOT NULL
+),
+notified AS (
+    SELECT pg_notify($12, '')
+    FROM (SELECT 1 FROM input WHERE state = 'enqueued' AND $12::text IS NOT NULL LIMIT 1) AS found
+)
+SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord";
+
+/// Locks the parents of continuations about to be created (`FOR SHARE`: a parent cannot finish
+/// until the children are committed, so the release that follows its finish sees them).
+pub(crate) const LOCK_PARENTS: &str = "
+SELECT id FROM __SCHEMA__.jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE";
+
+/// The first history entry of a new job: the same reason and data as `MemoryStorage`.
+pub(crate) fn initial_entry(job: &NewJob) -> (JobState, Option<String>, StateData) {
+    match job.initial {
+        InitialState::Enqueued => (
+            JobState::Enqueued,
+            job.recurring.as_ref().map(|origin| origin.reason()),
+            StateData {
+                queue: Some(job.queue.clone()),
+                occurrence: job.recurring.as_ref().map(|origin| origin.occurrence),
+                ..StateData::default()
+            },
+        ),
+        InitialState::Scheduled { at } => (
+            JobState::Scheduled,
+            None,
+            StateData {
+                run_at: Some(at),
+                ..StateData::default()
+            },
+        ),
+        InitialState::Awaiting { parent, .. } => (
+            JobState::Awaiting,
+            None,
+            StateData {
+                parent: Some(parent),
+                ..StateData::default()
+            },
+        ),
+    }
+}
+
+pub(crate) fn to_json(data: &StateData) -> Result<serde_json::Value> {
+    Ok(serde_json::to_value(data)?)
+}
+
+impl PostgresStorage {
+    /// Enqueues `job` inside the caller's transaction: it exists (and workers are notified)
+    /// only if the transaction commits, together with the caller's own writes.
+    ///
+    /// Works with a `tokio_postgres::Transaction` and with deadpool's `Transaction` (pass
+    /// `&tx`; it derefs). The transaction must be on the database of this storage.
+    pub async fn enqueue_tx<J: Job>(&self, tx: &Transaction<'_>, job: &J) -> Result<JobId> {
+        let mut ids = self.enqueue_many_tx(tx, std::iter::once(job)).await?;
+        ids.pop()
+            .ok_or_else(|| Error::storage("the storage created no job"))
+    }
+
+    /// Enqueues many jobs of one type inside the caller's transaction (one statement).
+    pub async fn enqueue_many_tx<'j, J: Job>(
+        &self,
+        tx: &Transaction<'_>,
+        jobs: impl IntoIterator<Item = &'j J>,
+    ) -> Result<Vec<JobId>> {
+        let jobs = jobs
+            .into_iter()
+            .map(|job| {
+                Ok(NewJob {
+                    name: J::NAME.to_owned(),
+                    queue: J::QUEUE.to_owned(),
+                    args: serde_json::to_string(job)?,
+                    initial: InitialState::Enqueued,
+                    recurring: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.enqueue_new_tx(tx, jobs, Utc::now()).await
+    }
+
+    /// Creates jobs in any initial state (scheduled, continuations) inside the caller's
+    /// transaction, as [`Storage::enqueue`] does outside one.
+    pub async fn enqueue_new_tx(
+        &self,
+        tx: &Transaction<'_>,
+        jobs: Vec<NewJob>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<JobId>> {
+        let db = Db {
+            client: tx.client(),
+            cache: None,
+            storage: &self.inner,
+        };
+        // Inside the caller's transaction the NOTIFY goes out at their commit, never before.
+        self.insert(&db, jobs, now, Some(&self.inner.channel)).await
+    }
+
+    /// Creates jobs through `db` (autocommit, or inside a transaction when continuations need
+    /// their parents locked). Continuations of finished parents are released at once.
+    pub(crate) async fn insert(
+        &self,
+        db: &Db<'_>,
+        jobs: Vec<NewJob>,
+        now: DateTime<Utc>,
+        channel: Option<&str>,
+    ) -> Result<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for job in &jobs {
+            jobs::validate_queue(&job.queue)?;
+        }
+        if let Some(limit) = self.inner.max_payload_bytes {
+            if let Some(job) = jobs.iter().find(|job| job.args.len() > limit) {
+                return Err(PostgresError::PayloadTooLarge {
+                    name: job.name.clone(),
+                    size: job.args.len(),
+                    limit,
+                }
+                .into());
+            }
+        }
+        let mut parents: Vec<i64> = Vec::new();
+        for job in &jobs {
+            if let InitialState::Awaiting { parent, .. } = job.initial {
+                if !parents.contains(&parent.0) {
+                    parents.push(parent.0);
+                }
+            }
+        }
+        let sql = &self.inner.sql;
+        if !parents.is_empty() {
+            let statement = db.prepare("enqueue", &sql.lock_parents).await?;
+            let rows = db
+                .client
+                .query(&statement, &[&parents])
+                .await
+                .map_err(|e| self.inner.error("enqueue", e))?;
+            let mut found = HashSet::new();
+            for row in &rows {
+                let id: i64 = row::column(row, "id", &|| "a parent job".to_owned())?;
+                found.insert(id);
+            }
+            if let Some(missing) = parents.iter().find(|parent| !found.contains(parent)) {
+                return Err(Error::ParentNotFound(JobId(*missing)));
+            }
+        }
+        let mut names = Vec::with_capacity(jobs.len());
+        let mut queues = Vec::with_capacity(jobs.len());
+        let mut args = Vec::with_capacity(jobs.len());
+        let mut states = Vec::with_capacity(jobs.len());
+        let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(jobs.len());
+        let mut parent_ids: Vec<Option<i64>> = Vec::with_capacity(jobs.len());
+        let mut conditions: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
+        let mut recurring_ids: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
+        let mut reasons: Vec<Option<String>> = Vec::with_capacity(jobs.len());
+        let mut data = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            // Created Enqueued with no reason: the entry is the row itself, its data NULL (see
+            // ENQUEUE); otherwise a history row with the entry `MemoryStorage` records.
+            let plain = matches!(job.initial, InitialState::Enqueued) && job.recurring.is_none();
+            let (state, reason, entry) = if plain {
+                (JobState::Enqueued, None, None)
+            } else {
+                let (state, reason, entry) = initial_entry(job);
+                (state, reason, Some(to_json(&entry)?))
+            };
+            names.push(job.name.as_str());
+            queues.push(job.queue.as_str());
+            args.push(job.args.as_str());
+            states.push(state.as_str());
+            run_ats.push(match job.initial {
+                InitialState::Scheduled { at } => Some(ts(at)),
+                _ => None,
+            });
+            let (parent, condition) = match job.initial {
+                InitialState::Awaiting { parent, on } => {
+                    (Some(parent.0), Some(row::continue_on_to_sql(on)))
+                }
+                _ => (None, None),
+            };
+            parent_ids.push(parent);
+            conditions.push(condition);
+            recurring_ids.push(job.recurring.as_ref().map(|origin| origin.id.as_str()));
+            reasons.push(reason);
+            data.push(entry);
+        }
+        let now = ts(now);
+        let statement = db.prepare("enqueue", &sql.enqueue).await?;
+        let params: [&(dyn ToSql + Sync); 12] = [
+            &names,
+            &queues,
+            &args,
+            &states,
+            &run_ats,
+            &parent_ids,
+            &conditions,
+            &recurring_ids,
+            &reasons,
+            &data,
+            &now,
+            &channel,
+        ];
+        let rows = db
+            .client
+            .query(&statement, &params)
+            .await
+            .map_err(|e| self.inner.error("enqueue", e))?;
+        let ids = rows
+            .iter()
+            .map(|row| row::column::<i64>(row, "id", &|| "an enqueued job".to_owned()).map(JobId))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.len() != jobs.len() {
+            return Err(Error::storage(format!(
+                "enqueue created {} jobs of {}",
+                ids.len(),
+                jobs.len()
+            )));
+        }
+        if !parents.is_empty() {
+            self.release(db, &parents, now).await?;
+        }
+        Ok(ids)
+    }
+}
+
+/// [`Storage::enqueue`](jobs::Storage::enqueue) on PostgreSQL.
+pub(crate) async fn enqueue(
+    storage: &PostgresStorage,
+    jobs: Vec<NewJob>,
+    now: DateTime<Utc>,
+) -> Result<Vec<JobId>> {
+    let continuations = jobs
+        .iter()
+        .any(|job| matches!(job.initial, InitialState::Awaiting { .. }));
+    let enqueued = jobs
+        .iter()
+        .any(|job| matches!(job.initial, InitialState::Enqueued));
+    let mut client = storage.client().await?;
+    let ids = if continuations {
+        // The parents are locked until the children are committed (see `LOCK_PARENTS`).
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| storage.inner.error("enqueue", e))?;
+        let db = Db {
+            client: tx.client(),
+            cache: Some(&tx.statement_cache),
+            storage: &storage.inner,
+        };
+        let ids = storage
+            .insert(&db, jobs, now, Some(&storage.inner.channel))
+            .await?;
+        tx.commit()
+            .await
+            .map_err(|e| storage.inner.error("enqueue", e))?;
+        ids
+    } else {
+        let db = storage.db(&client);
+        // At most one NOTIFY per throttle window: a NOTIFY in every insert serialises
+        // the commits of concurrent enqueuers. A skipped one is sent by the throttle at
+        // the end of the window, so other processes still wake within it.
+        let channel = (!enqueued || storage.inner.throttle.notify_now(storage))
+            .then_some(storage.inner.channel.as_str());
+        storage.insert(&db, jobs, now, channel).await?
+    };
+    if enqueued || continuations {
+        storage.wake();
+    }
+    Ok(ids)
+}

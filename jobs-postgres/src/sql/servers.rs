@@ -1,0 +1,129 @@
+//! The registry of running servers.
+
+use chrono::{DateTime, Utc};
+use jobs::storage::{ServerInfo, ServerRecord};
+use jobs::Result;
+use tokio_postgres::Row;
+
+use super::{big, ts};
+use crate::error::{describe, PostgresError};
+use crate::row::column;
+use crate::storage::PostgresStorage;
+
+pub(crate) const REGISTER_SERVER: &str = "
+INSERT INTO __SCHEMA__.servers (id, queues, workers, started_at, heartbeat_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE
+SET queues = excluded.queues, workers = excluded.workers, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at";
+
+pub(crate) const HEARTBEAT: &str = "UPDATE __SCHEMA__.servers SET heartbeat_at = $2 WHERE id = $1";
+
+pub(crate) const UNREGISTER_SERVER: &str = "DELETE FROM __SCHEMA__.servers WHERE id = $1";
+
+pub(crate) const REMOVE_DEAD_SERVERS: &str =
+    "DELETE FROM __SCHEMA__.servers WHERE heartbeat_at < $1";
+
+pub(crate) const SERVERS: &str = "
+SELECT id, queues, workers, started_at, heartbeat_at FROM __SCHEMA__.servers ORDER BY id";
+
+/// [`Storage::register_server`](jobs::Storage::register_server) on PostgreSQL.
+pub(crate) async fn register_server(
+    storage: &PostgresStorage,
+    server: &ServerInfo,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    storage
+        .execute(
+            "register server",
+            &storage.inner.sql.register_server,
+            &[
+                &server.id,
+                &server.queues,
+                &big(server.workers),
+                &ts(server.started_at),
+                &ts(now),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// [`Storage::heartbeat`](jobs::Storage::heartbeat) on PostgreSQL.
+pub(crate) async fn heartbeat(
+    storage: &PostgresStorage,
+    server_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    storage
+        .execute(
+            "heartbeat",
+            &storage.inner.sql.heartbeat,
+            &[&server_id, &ts(now)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// [`Storage::unregister_server`](jobs::Storage::unregister_server) on PostgreSQL.
+pub(crate) async fn unregister_server(storage: &PostgresStorage, server_id: &str) -> Result<()> {
+    storage
+        .execute(
+            "unregister server",
+            &storage.inner.sql.unregister_server,
+            &[&server_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// [`Storage::remove_dead_servers`](jobs::Storage::remove_dead_servers) on PostgreSQL.
+pub(crate) async fn remove_dead_servers(
+    storage: &PostgresStorage,
+    before: DateTime<Utc>,
+) -> Result<usize> {
+    let removed = storage
+        .execute(
+            "remove dead servers",
+            &storage.inner.sql.remove_dead_servers,
+            &[&ts(before)],
+        )
+        .await?;
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+}
+
+/// [`Storage::servers`](jobs::Storage::servers) on PostgreSQL.
+pub(crate) async fn servers(storage: &PostgresStorage) -> Result<Vec<ServerRecord>> {
+    let rows = storage
+        .query("servers", &storage.inner.sql.servers, &[])
+        .await?;
+    Ok(rows.iter().map(server).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A server from the columns of `SERVERS`.
+pub(crate) fn server(row: &Row) -> Result<ServerRecord, PostgresError> {
+    let id: String = row
+        .try_get("id")
+        .map_err(|error| PostgresError::decode("a server row, column `id`", describe(&error)))?;
+    let what = || format!("server `{id}`");
+    let what: &dyn Fn() -> String = &what;
+    let workers: i64 = column(row, "workers", what)?;
+    let workers = usize::try_from(workers).map_err(|_| {
+        PostgresError::decode(
+            format!("{}, column `workers`", what()),
+            format!("negative worker count {workers}"),
+        )
+    })?;
+    let queues = column(row, "queues", what)?;
+    let started_at = column(row, "started_at", what)?;
+    let heartbeat_at = column(row, "heartbeat_at", what)?;
+    Ok(ServerRecord {
+        info: ServerInfo {
+            id,
+            queues,
+            workers,
+            started_at,
+        },
+        heartbeat_at,
+    })
+}
