@@ -87,7 +87,7 @@ impl Client {
     ) -> Result<Vec<JobId>> {
         let jobs = jobs
             .into_iter()
-            .map(|job| new_job(job, InitialState::Enqueued))
+            .map(|job| NewJob::from_job(job, InitialState::Enqueued))
             .collect::<Result<Vec<_>>>()?;
         self.storage.enqueue(jobs, self.now()).await
     }
@@ -124,7 +124,7 @@ impl Client {
     async fn create<J: Job>(&self, job: &J, initial: InitialState) -> Result<JobId> {
         let mut ids = self
             .storage
-            .enqueue(vec![new_job(job, initial)?], self.now())
+            .enqueue(vec![NewJob::from_job(job, initial)?], self.now())
             .await?;
         ids.pop()
             .ok_or_else(|| Error::storage("the storage created no job"))
@@ -150,15 +150,4 @@ impl Client {
     pub async fn job(&self, id: JobId) -> Result<JobRecord> {
         self.storage.job(id).await?.ok_or(Error::JobNotFound(id))
     }
-}
-
-/// Serializes a job's arguments into a [`NewJob`].
-pub(crate) fn new_job<J: Job>(job: &J, initial: InitialState) -> Result<NewJob> {
-    Ok(NewJob {
-        name: J::NAME.to_owned(),
-        queue: J::QUEUE.to_owned(),
-        args: serde_json::to_string(job)?,
-        initial,
-        recurring: None,
-    })
 }

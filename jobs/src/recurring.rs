@@ -7,11 +7,13 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::client::{new_job, Client};
+use crate::client::Client;
 use crate::cron::{parse_zone, Cron};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
-use crate::storage::{InitialState, Misfire, RecurringClaim, RecurringJob, RecurringOrigin};
+use crate::storage::{
+    InitialState, Misfire, NewJob, RecurringClaim, RecurringJob, RecurringOrigin,
+};
 
 /// Options of a recurring job.
 ///
@@ -102,7 +104,7 @@ impl Client {
         let cron = Cron::parse(cron.into().expression())?;
         let time_zone = options.time_zone.unwrap_or_else(|| "UTC".to_owned());
         let zone = parse_zone(&time_zone)?;
-        let template = new_job(&job, InitialState::Enqueued)?;
+        let template = NewJob::from_job(&job, InitialState::Enqueued)?;
         let now = self.now();
         let existing = self.storage.recurring(id).await?;
         let unchanged_schedule = existing
@@ -199,8 +201,8 @@ impl Client {
 }
 
 /// The ordinary job a recurring job fires for `occurrence`.
-pub(crate) fn fired_job(job: &RecurringJob, occurrence: DateTime<Utc>) -> crate::storage::NewJob {
-    crate::storage::NewJob {
+pub(crate) fn fired_job(job: &RecurringJob, occurrence: DateTime<Utc>) -> NewJob {
+    NewJob {
         name: job.job_name.clone(),
         queue: job.queue.clone(),
         args: job.args.clone(),

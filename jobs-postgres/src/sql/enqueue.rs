@@ -55,37 +55,6 @@ SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord";
 pub(crate) const LOCK_PARENTS: &str = "
 SELECT id FROM __SCHEMA__.jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE";
 
-/// The first history entry of a new job: the same reason and data as `MemoryStorage`.
-pub(crate) fn initial_entry(job: &NewJob) -> (JobState, Option<String>, StateData) {
-    match job.initial {
-        InitialState::Enqueued => (
-            JobState::Enqueued,
-            job.recurring.as_ref().map(|origin| origin.reason()),
-            StateData {
-                queue: Some(job.queue.clone()),
-                occurrence: job.recurring.as_ref().map(|origin| origin.occurrence),
-                ..StateData::default()
-            },
-        ),
-        InitialState::Scheduled { at } => (
-            JobState::Scheduled,
-            None,
-            StateData {
-                run_at: Some(at),
-                ..StateData::default()
-            },
-        ),
-        InitialState::Awaiting { parent, .. } => (
-            JobState::Awaiting,
-            None,
-            StateData {
-                parent: Some(parent),
-                ..StateData::default()
-            },
-        ),
-    }
-}
-
 pub(crate) fn to_json(data: &StateData) -> Result<serde_json::Value> {
     Ok(serde_json::to_value(data)?)
 }
@@ -110,15 +79,7 @@ impl PostgresStorage {
     ) -> Result<Vec<JobId>> {
         let jobs = jobs
             .into_iter()
-            .map(|job| {
-                Ok(NewJob {
-                    name: J::NAME.to_owned(),
-                    queue: J::QUEUE.to_owned(),
-                    args: serde_json::to_string(job)?,
-                    initial: InitialState::Enqueued,
-                    recurring: None,
-                })
-            })
+            .map(|job| NewJob::from_job(job, InitialState::Enqueued))
             .collect::<Result<Vec<_>>>()?;
         self.enqueue_new_tx(tx, jobs, Utc::now()).await
     }
@@ -207,7 +168,7 @@ impl PostgresStorage {
             let (state, reason, entry) = if plain {
                 (JobState::Enqueued, None, None)
             } else {
-                let (state, reason, entry) = initial_entry(job);
+                let (state, reason, entry) = job.first_entry();
                 (state, reason, Some(to_json(&entry)?))
             };
             names.push(job.name.as_str());

@@ -511,6 +511,8 @@ impl State {
             InitialState::Awaiting { parent, on } => (Some(on), Some(parent)),
             _ => (None, None),
         };
+        let (state, reason, data) = new.first_entry();
+        let first = Change::new(state, now, reason).with_data(data);
         let record = JobRecord {
             id,
             name: String::new(),
@@ -546,29 +548,7 @@ impl State {
                 parent_result: None,
             },
         );
-        let change = match new.initial {
-            InitialState::Enqueued => Change::new(
-                JobState::Enqueued,
-                now,
-                new.recurring.as_ref().map(RecurringOrigin::reason),
-            )
-            .with_data(StateData {
-                queue: self.jobs.get(&id).map(|job| job.queue.to_string()),
-                occurrence: new.recurring.as_ref().map(|origin| origin.occurrence),
-                ..StateData::default()
-            }),
-            InitialState::Scheduled { at } => Change::new(JobState::Scheduled, now, None)
-                .with_data(StateData {
-                    run_at: Some(at),
-                    ..StateData::default()
-                }),
-            InitialState::Awaiting { parent, .. } => Change::new(JobState::Awaiting, now, None)
-                .with_data(StateData {
-                    parent: Some(parent),
-                    ..StateData::default()
-                }),
-        };
-        self.transition(id, change, Placement::Tail);
+        self.transition(id, first, Placement::Tail);
         if let Some(parent) = parent {
             if let Some(parent_job) = self.jobs.get_mut(&parent) {
                 parent_job.record.children.push(id);

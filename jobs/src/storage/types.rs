@@ -24,6 +24,55 @@ pub struct NewJob {
     pub recurring: Option<RecurringOrigin>,
 }
 
+impl NewJob {
+    /// A job of type `J` with its serialized arguments, starting in `initial`.
+    pub fn from_job<J: crate::job::Job>(
+        job: &J,
+        initial: InitialState,
+    ) -> crate::error::Result<NewJob> {
+        Ok(NewJob {
+            name: J::NAME.to_owned(),
+            queue: J::QUEUE.to_owned(),
+            args: serde_json::to_string(job)?,
+            initial,
+            recurring: None,
+        })
+    }
+
+    /// The first history entry every storage records for the job: its state, reason and
+    /// data (Enqueued: the queue, and for a recurring firing its reason and occurrence;
+    /// Scheduled: the run time; Awaiting: the parent).
+    pub fn first_entry(&self) -> (JobState, Option<String>, StateData) {
+        match self.initial {
+            InitialState::Enqueued => (
+                JobState::Enqueued,
+                self.recurring.as_ref().map(RecurringOrigin::reason),
+                StateData {
+                    queue: Some(self.queue.clone()),
+                    occurrence: self.recurring.as_ref().map(|origin| origin.occurrence),
+                    ..StateData::default()
+                },
+            ),
+            InitialState::Scheduled { at } => (
+                JobState::Scheduled,
+                None,
+                StateData {
+                    run_at: Some(at),
+                    ..StateData::default()
+                },
+            ),
+            InitialState::Awaiting { parent, .. } => (
+                JobState::Awaiting,
+                None,
+                StateData {
+                    parent: Some(parent),
+                    ..StateData::default()
+                },
+            ),
+        }
+    }
+}
+
 /// Which recurring job fired a job, for which occurrence. The storage keeps `id` as the job's
 /// `recurring_id` and records both in its first history entry (reason
 /// "fired by recurring job `id`", `data.occurrence`).
