@@ -445,7 +445,7 @@ impl State {
                 if parent_state == JobState::Succeeded {
                     job.parent_result.clone_from(parent_result);
                 }
-                let reason = format!("parent job {parent} is {parent_state}");
+                let reason = ContinuationReason::released(parent, parent_state);
                 let data = StateData {
                     queue: Some(job.queue.to_string()),
                     parent: Some(parent),
@@ -458,8 +458,7 @@ impl State {
                 ))
             }
             false => {
-                let reason =
-                    format!("{CONTINUATION_NOT_MET}: parent job {parent} is {parent_state}");
+                let reason = ContinuationReason::not_met(parent, parent_state);
                 Some((
                     child,
                     Change::new(JobState::Deleted, at, reason),
@@ -492,7 +491,7 @@ impl State {
                         parent: Some(parent),
                         ..StateData::default()
                     };
-                    let reason = format!("parent job {parent} was requeued");
+                    let reason = ContinuationReason::rearmed(parent);
                     self.transition(
                         child,
                         Change::new(JobState::Awaiting, at, reason).with_data(data),

@@ -136,6 +136,29 @@ pub enum ContinueOn {
 /// not match its [`ContinueOn`]. A requeued parent re-arms the children deleted with it.
 pub const CONTINUATION_NOT_MET: &str = "continuation condition not met";
 
+/// The reasons a continuation's history records when its parent decides it: one place for the
+/// texts both storages write (PostgreSQL builds them in SQL; the conformance case
+/// `continuation_reasons_are_the_same_everywhere` holds it to these).
+#[derive(Debug, Clone, Copy)]
+pub struct ContinuationReason;
+
+impl ContinuationReason {
+    /// Enqueued: "parent job 7 is Succeeded".
+    pub fn released(parent: JobId, parent_state: JobState) -> String {
+        format!("parent job {parent} is {parent_state}")
+    }
+
+    /// Deleted: "continuation condition not met: parent job 7 is Failed".
+    pub fn not_met(parent: JobId, parent_state: JobState) -> String {
+        format!("{CONTINUATION_NOT_MET}: parent job {parent} is {parent_state}")
+    }
+
+    /// Back to Awaiting: "parent job 7 was requeued".
+    pub fn rearmed(parent: JobId) -> String {
+        format!("parent job {parent} was requeued")
+    }
+}
+
 /// What a child does when its parent reaches `parent_state`: `Some(true)` run, `Some(false)`
 /// delete, `None` keep waiting. One place for the table on [`ContinueOn`].
 pub fn continuation_decision(on: ContinueOn, parent_state: JobState) -> Option<bool> {
