@@ -758,11 +758,7 @@ async fn ceiling(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     let Some(storage) = fixture.postgres.clone() else {
         return fixture.teardown().await;
     };
-    let statements: BTreeMap<&str, String> = storage
-        .__statements()
-        .into_iter()
-        .map(|(name, sql)| (name, sql.to_owned()))
-        .collect();
+    let statements: BTreeMap<&str, String> = storage.__statements().into_iter().collect();
     let statements = Arc::new(statements);
     let channel = storage.channel().to_owned();
     let connect = || async {

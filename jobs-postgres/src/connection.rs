@@ -1,15 +1,8 @@
-//! The connections' time bounds and the handle statements run through: what keeps a call
-//! from hanging on a network that is gone, and [`Db`], a pooled connection (statements cached
-//! per connection) or a caller's transaction (prepared on the spot).
+//! The connections' time bounds: what keeps a call from hanging on a network that is gone.
 
 use std::time::Duration;
 
-use deadpool_postgres::StatementCache;
-use tokio_postgres::Statement;
-
-use crate::error::PostgresError;
 use crate::options::PostgresOptions;
-use crate::storage::Inner;
 
 /// Probes 5 s apart, 3 unanswered drop the connection (with `PostgresOptions::keepalives_idle`).
 pub(crate) const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
@@ -65,27 +58,5 @@ impl Suspect {
     pub(crate) fn covers(&self, created: std::time::Instant) -> bool {
         let before = self.before.load(std::sync::atomic::Ordering::Relaxed);
         before > 0 && created <= self.since + Duration::from_nanos(before)
-    }
-}
-
-/// Where a statement runs: a pooled connection (statements cached per connection) or a
-/// caller's transaction (prepared on the spot).
-pub(crate) struct Db<'a> {
-    pub(crate) client: &'a tokio_postgres::Client,
-    pub(crate) cache: Option<&'a StatementCache>,
-    pub(crate) storage: &'a Inner,
-}
-
-impl Db<'_> {
-    pub(crate) async fn prepare(
-        &self,
-        operation: &'static str,
-        sql: &str,
-    ) -> Result<Statement, PostgresError> {
-        let prepared = match self.cache {
-            Some(cache) => cache.prepare(self.client, sql).await,
-            None => self.client.prepare(sql).await,
-        };
-        prepared.map_err(|error| self.storage.error(operation, error))
     }
 }

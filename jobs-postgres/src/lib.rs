@@ -95,7 +95,9 @@ mod sql;
 mod storage;
 // Decoding of a job row and its history, shared by the operations that read jobs back.
 mod row;
-// Time bounds of the connections, and the handle statements run through.
+// What the operations run on: the pool, the schema's statements, where a statement runs.
+mod database;
+// Time bounds of the connections.
 mod connection;
 mod error;
 mod migrate;

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use deadpool_postgres::Pool;
 use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, NoTls};
 
@@ -46,7 +47,7 @@ impl Throttle {
 
     /// Whether this enqueue should NOTIFY in its own statement. If not, a NOTIFY is sent at the
     /// end of the window (once, however many enqueues were skipped).
-    pub(crate) fn notify_now(&self, storage: &crate::PostgresStorage) -> bool {
+    pub(crate) fn notify_now(self: &Arc<Self>, pool: &Pool, channel: &str) -> bool {
         let now = tokio::time::Instant::now();
         let mut state = self
             .state
@@ -57,11 +58,12 @@ impl Throttle {
                 if !state.trailing {
                     state.trailing = true;
                     let at = last + self.window;
-                    let storage = storage.clone();
+                    let (throttle, pool, channel) =
+                        (self.clone(), pool.clone(), channel.to_owned());
                     tokio::spawn(async move {
                         tokio::time::sleep_until(at).await;
-                        storage.inner_throttle().sent_trailing();
-                        if let Err(error) = storage.send_notify().await {
+                        throttle.sent_trailing();
+                        if let Err(error) = send_notify(&pool, &channel).await {
                             tracing::warn!(%error, "sending a deferred NOTIFY failed; servers will poll");
                         }
                     });
@@ -83,6 +85,16 @@ impl Throttle {
         state.trailing = false;
         state.last = Some(tokio::time::Instant::now());
     }
+}
+
+/// Sends a NOTIFY on `channel` now (the throttle's deferred one).
+async fn send_notify(pool: &Pool, channel: &str) -> Result<(), String> {
+    let client = pool.get().await.map_err(|error| error.to_string())?;
+    client
+        .execute("SELECT pg_notify($1, '')", &[&channel])
+        .await
+        .map_err(|error| describe(&error))?;
+    Ok(())
 }
 
 /// Wakes everyone waiting now, and the next one to wait (like `MemoryStorage`).

@@ -2,29 +2,27 @@
 //! statements through, and the [`Storage`] implementation: each method a one-line delegation to
 //! the operation's module in `sql/`, within the query timeout.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use jobs::storage::{
-    Completion, FetchRequest, FetchedJob, Granularity, JobPage, JobQuery, NewJob, PruneRequest,
-    RecurringClaim, RecurringJob, ServerInfo, ServerRecord, StatPoint, StateCounts, Storage,
+    Completion, FetchRequest, FetchedJob, Granularity, InitialState, JobPage, JobQuery, NewJob,
+    PruneRequest, RecurringClaim, RecurringJob, ServerInfo, ServerRecord, StatPoint, StateCounts,
+    Storage,
 };
-use jobs::{JobId, JobRecord, Result};
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::NoTls;
+use jobs::{Error, Job, JobId, JobRecord, Result};
+use tokio_postgres::{NoTls, Transaction};
 
-use crate::connection::{bound_connections, Db, Suspect, KEEPALIVES_INTERVAL, KEEPALIVES_RETRIES};
+use crate::connection::{bound_connections, Suspect, KEEPALIVES_INTERVAL, KEEPALIVES_RETRIES};
+use crate::database::{Database, Db};
 use crate::error::PostgresError;
 use crate::migrate;
 use crate::notify;
 use crate::options::{PostgresOptions, SESSION_OPTIONS};
-use crate::row;
-use crate::sql::{self, count, Sql};
+use crate::sql;
 
 /// A [`Storage`] in PostgreSQL: jobs survive restarts and are shared by every process that
 /// connects to the same schema.
@@ -33,37 +31,7 @@ use crate::sql::{self, count, Sql};
 /// statement and the guarantees.
 #[derive(Clone)]
 pub struct PostgresStorage {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) pool: Pool,
-    pub(crate) schema: String,
-    pub(crate) channel: String,
-    pub(crate) sql: Sql,
-    pub(crate) max_payload_bytes: Option<usize>,
-    pub(crate) listen_config: Option<tokio_postgres::Config>,
-    pub(crate) work: Arc<Notify>,
-    pub(crate) listener: Mutex<Option<JoinHandle<()>>>,
-    pub(crate) throttle: notify::Throttle,
-    pub(crate) last_vacuum: Mutex<Option<std::time::Instant>>,
-    pub(crate) vacuum_failed: std::sync::atomic::AtomicBool,
-    /// The bound on each storage operation (`PostgresOptions::query_timeout`).
-    pub(crate) query_timeout: Duration,
-    /// Pooled connections older than the last timed-out operation (see `bounded`).
-    pub(crate) suspect: Arc<Suspect>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let listener = self
-            .listener
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(handle) = listener.take() {
-            handle.abort();
-        }
-    }
+    pub(crate) inner: Arc<Database>,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -154,7 +122,7 @@ impl PostgresStorage {
         };
         let storage = PostgresStorage::build(pool, options, suspect)?;
         // Fail now, with the driver's reason, if the database cannot be reached.
-        drop(storage.client().await?);
+        drop(storage.inner.client().await?);
         Ok(storage)
     }
 
@@ -188,22 +156,60 @@ impl PostgresStorage {
     ) -> Result<PostgresStorage, PostgresError> {
         options.validate()?;
         Ok(PostgresStorage {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Database::new(
                 pool,
-                channel: options.channel_name().to_owned(),
-                sql: Sql::new(&options.schema),
-                schema: options.schema,
-                max_payload_bytes: options.max_payload_bytes,
-                listen_config: options.listen_config,
-                work: Arc::new(Notify::new()),
-                listener: Mutex::new(None),
-                throttle: notify::Throttle::new(options.notify_throttle),
-                last_vacuum: Mutex::new(None),
-                vacuum_failed: std::sync::atomic::AtomicBool::new(false),
-                query_timeout: options.query_timeout,
+                options.channel_name().to_owned(),
+                options.schema,
+                options.max_payload_bytes,
+                options.listen_config,
+                options.notify_throttle,
+                options.query_timeout,
                 suspect,
-            }),
+            )),
         })
+    }
+
+    /// Enqueues `job` inside the caller's transaction: it exists (and workers are notified)
+    /// only if the transaction commits, together with the caller's own writes.
+    ///
+    /// Works with a `tokio_postgres::Transaction` and with deadpool's `Transaction` (pass
+    /// `&tx`; it derefs). The transaction must be on the database of this storage.
+    pub async fn enqueue_tx<J: Job>(&self, tx: &Transaction<'_>, job: &J) -> Result<JobId> {
+        let mut ids = self.enqueue_many_tx(tx, std::iter::once(job)).await?;
+        ids.pop()
+            .ok_or_else(|| Error::storage("the storage created no job"))
+    }
+
+    /// Enqueues many jobs of one type inside the caller's transaction (one statement).
+    pub async fn enqueue_many_tx<'j, J: Job>(
+        &self,
+        tx: &Transaction<'_>,
+        jobs: impl IntoIterator<Item = &'j J>,
+    ) -> Result<Vec<JobId>> {
+        let jobs = jobs
+            .into_iter()
+            .map(|job| NewJob::from_job(job, InitialState::Enqueued))
+            .collect::<Result<Vec<_>>>()?;
+        self.enqueue_new_tx(tx, jobs, Utc::now()).await
+    }
+
+    /// Creates jobs in any initial state (scheduled, continuations) inside the caller's
+    /// transaction, as [`Storage::enqueue`] does outside one.
+    pub async fn enqueue_new_tx(
+        &self,
+        tx: &Transaction<'_>,
+        jobs: Vec<NewJob>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<JobId>> {
+        let db = Db {
+            client: tx.client(),
+            cache: None,
+            storage: &self.inner,
+        };
+        // Inside the caller's transaction the NOTIFY goes out at their commit, never before.
+        self.inner
+            .insert(&db, jobs, now, Some(&self.inner.channel))
+            .await
     }
 
     /// The connection pool.
@@ -225,22 +231,28 @@ impl PostgresStorage {
     /// this storage runs them. For the benchmark's `ceiling` scenario, which drives the same
     /// statements without the library, and plan tests; not API.
     #[doc(hidden)]
-    pub fn __statements(&self) -> [(&'static str, &str); 5] {
-        let sql = &self.inner.sql;
+    pub fn __statements(&self) -> [(&'static str, String); 5] {
+        let text = |template| self.inner.statement(template).to_string();
         [
-            ("enqueue", sql.enqueue.as_str()),
-            ("fetch", sql.fetch.as_str()),
-            ("complete", sql.complete.as_str()),
-            ("release", sql.release.as_str()),
-            ("counts", sql.counts.as_str()),
+            ("enqueue", text(&sql::enqueue::ENQUEUE)),
+            ("fetch", text(&sql::fetch::FETCH)),
+            ("complete", text(&sql::complete::COMPLETE)),
+            ("release", text(&sql::release::RELEASE)),
+            ("counts", text(&sql::dashboard::COUNTS)),
         ]
+    }
+
+    /// The fetch statement of this schema (for `EXPLAIN` in tests).
+    #[cfg(feature = "test-util")]
+    pub(crate) fn fetch_sql(&self) -> String {
+        self.inner.statement(&sql::fetch::FETCH).to_string()
     }
 
     /// Creates the schema if needed and applies every migration not applied yet, in one
     /// transaction under an advisory lock: safe to call from many processes at once, and a
     /// no-op when the schema is up to date. Returns the versions it applied.
     pub async fn migrate(&self) -> Result<Vec<u32>, PostgresError> {
-        let mut client = self.client().await?;
+        let mut client = self.inner.client().await?;
         migrate::up(&mut client, &self.inner.schema).await
     }
 
@@ -248,34 +260,14 @@ impl PostgresStorage {
     /// table, keeping the schema and its `jobs_migrations` table). For tests and rollbacks;
     /// the data of the reverted tables is lost. Returns the versions it reverted.
     pub async fn migrate_down_to(&self, version: u32) -> Result<Vec<u32>, PostgresError> {
-        let mut client = self.client().await?;
+        let mut client = self.inner.client().await?;
         migrate::down_to(&mut client, &self.inner.schema, version).await
     }
 
     /// The migration versions applied to the schema, oldest first (empty before `migrate`).
     pub async fn applied_migrations(&self) -> Result<Vec<u32>, PostgresError> {
-        let client = self.client().await?;
+        let client = self.inner.client().await?;
         migrate::applied(&client, &self.inner.schema).await
-    }
-
-    pub(crate) async fn client(&self) -> Result<Object, PostgresError> {
-        self.inner
-            .pool
-            .get()
-            .await
-            .map_err(PostgresError::connection)
-    }
-
-    pub(crate) fn db<'a>(&'a self, client: &'a Object) -> Db<'a> {
-        Db {
-            client,
-            cache: Some(&client.statement_cache),
-            storage: &self.inner,
-        }
-    }
-
-    pub(crate) fn wake(&self) {
-        notify::wake(&self.inner.work);
     }
 
     /// Runs one storage operation within the query timeout. A timed-out operation is dropped
@@ -294,20 +286,6 @@ impl PostgresStorage {
                 Err(PostgresError::Timeout { operation, timeout }.into())
             }
         }
-    }
-
-    pub(crate) fn inner_throttle(&self) -> &notify::Throttle {
-        &self.inner.throttle
-    }
-
-    /// Sends a NOTIFY on the channel now (the throttle's deferred one).
-    pub(crate) async fn send_notify(&self) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .execute("SELECT pg_notify($1, '')", &[&self.inner.channel])
-            .await
-            .map_err(|e| self.inner.error("notify", e))?;
-        Ok(())
     }
 
     /// Starts the `LISTEN` task if it is not running (first wait, or its runtime ended).
@@ -335,79 +313,26 @@ impl PostgresStorage {
             self.inner.work.clone(),
         )));
     }
-
-    /// Runs `statement` (a one-row count) on a pooled connection.
-    pub(crate) async fn count_query(
-        &self,
-        operation: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<usize> {
-        let client = self.client().await?;
-        let db = self.db(&client);
-        let statement = db.prepare(operation, sql).await?;
-        let row = client
-            .query_one(&statement, params)
-            .await
-            .map_err(|e| self.inner.error(operation, e))?;
-        let value: i64 = row::column(&row, "count", &|| operation.to_owned())?;
-        Ok(count(value))
-    }
-
-    pub(crate) async fn execute(
-        &self,
-        operation: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64> {
-        let client = self.client().await?;
-        let statement = self.db(&client).prepare(operation, sql).await?;
-        Ok(client
-            .execute(&statement, params)
-            .await
-            .map_err(|e| self.inner.error(operation, e))?)
-    }
-
-    pub(crate) async fn query(
-        &self,
-        operation: &'static str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>> {
-        let client = self.client().await?;
-        let statement = self.db(&client).prepare(operation, sql).await?;
-        Ok(client
-            .query(&statement, params)
-            .await
-            .map_err(|e| self.inner.error(operation, e))?)
-    }
-}
-
-impl Inner {
-    pub(crate) fn error(
-        &self,
-        operation: &'static str,
-        error: tokio_postgres::Error,
-    ) -> PostgresError {
-        PostgresError::query(operation, &self.schema, error)
-    }
 }
 
 #[async_trait]
 impl Storage for PostgresStorage {
     async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
-        self.bounded("enqueue", sql::enqueue::enqueue(self, jobs, now))
+        self.bounded("enqueue", sql::enqueue::enqueue(&self.inner, jobs, now))
             .await
     }
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>> {
-        self.bounded("fetch", sql::fetch::fetch(self, request))
+        self.bounded("fetch", sql::fetch::fetch(&self.inner, request))
             .await
     }
 
     async fn complete(&self, completions: &[Completion]) -> Result<()> {
-        self.bounded("complete", sql::complete::complete(self, completions))
-            .await
+        self.bounded(
+            "complete",
+            sql::complete::complete(&self.inner, completions),
+        )
+        .await
     }
 
     async fn keep_alive(
@@ -418,27 +343,31 @@ impl Storage for PostgresStorage {
     ) -> Result<Vec<JobId>> {
         self.bounded(
             "keep alive",
-            sql::lease::keep_alive(self, server_id, ids, lease_until),
+            sql::lease::keep_alive(&self.inner, server_id, ids, lease_until),
         )
         .await
     }
 
     async fn delete(&self, id: JobId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
-        self.bounded("delete", sql::manual::delete(self, id, reason, now))
+        self.bounded("delete", sql::manual::delete(&self.inner, id, reason, now))
             .await
     }
 
     async fn requeue(&self, id: JobId, reason: &str, now: DateTime<Utc>) -> Result<bool> {
-        self.bounded("requeue", sql::manual::requeue(self, id, reason, now))
-            .await
+        self.bounded(
+            "requeue",
+            sql::manual::requeue(&self.inner, id, reason, now),
+        )
+        .await
     }
 
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
-        self.bounded("job", sql::read::job(self, id)).await
+        self.bounded("job", sql::read::job(&self.inner, id)).await
     }
 
     async fn jobs(&self, ids: &[JobId]) -> Result<Vec<JobRecord>> {
-        self.bounded("jobs", sql::read::jobs(self, ids)).await
+        self.bounded("jobs", sql::read::jobs(&self.inner, ids))
+            .await
     }
 
     async fn wait_for_work(&self, max_wait: Duration) {
@@ -449,7 +378,7 @@ impl Storage for PostgresStorage {
     async fn promote_scheduled(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
         self.bounded(
             "promote scheduled",
-            sql::maintenance::promote_scheduled(self, now, limit),
+            sql::maintenance::promote_scheduled(&self.inner, now, limit),
         )
         .await
     }
@@ -457,13 +386,13 @@ impl Storage for PostgresStorage {
     async fn rescue_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
         self.bounded(
             "rescue expired",
-            sql::maintenance::rescue_expired(self, now, limit),
+            sql::maintenance::rescue_expired(&self.inner, now, limit),
         )
         .await
     }
 
     async fn prune(&self, request: PruneRequest) -> Result<usize> {
-        self.bounded("prune", sql::maintenance::prune(self, request))
+        self.bounded("prune", sql::maintenance::prune(&self.inner, request))
             .await
     }
 
@@ -475,33 +404,36 @@ impl Storage for PostgresStorage {
     ) -> Result<bool> {
         self.bounded(
             "try lead",
-            sql::maintenance::try_lead(self, server_id, now, until),
+            sql::maintenance::try_lead(&self.inner, server_id, now, until),
         )
         .await
     }
 
     async fn resign(&self, server_id: &str) -> Result<()> {
-        self.bounded("resign", sql::maintenance::resign(self, server_id))
+        self.bounded("resign", sql::maintenance::resign(&self.inner, server_id))
             .await
     }
 
     async fn register_server(&self, server: &ServerInfo, now: DateTime<Utc>) -> Result<()> {
         self.bounded(
             "register server",
-            sql::servers::register_server(self, server, now),
+            sql::servers::register_server(&self.inner, server, now),
         )
         .await
     }
 
     async fn heartbeat(&self, server_id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.bounded("heartbeat", sql::servers::heartbeat(self, server_id, now))
-            .await
+        self.bounded(
+            "heartbeat",
+            sql::servers::heartbeat(&self.inner, server_id, now),
+        )
+        .await
     }
 
     async fn unregister_server(&self, server_id: &str) -> Result<()> {
         self.bounded(
             "unregister server",
-            sql::servers::unregister_server(self, server_id),
+            sql::servers::unregister_server(&self.inner, server_id),
         )
         .await
     }
@@ -509,37 +441,41 @@ impl Storage for PostgresStorage {
     async fn remove_dead_servers(&self, before: DateTime<Utc>) -> Result<usize> {
         self.bounded(
             "remove dead servers",
-            sql::servers::remove_dead_servers(self, before),
+            sql::servers::remove_dead_servers(&self.inner, before),
         )
         .await
     }
 
     async fn servers(&self) -> Result<Vec<ServerRecord>> {
-        self.bounded("servers", sql::servers::servers(self)).await
+        self.bounded("servers", sql::servers::servers(&self.inner))
+            .await
     }
 
     async fn upsert_recurring(&self, job: RecurringJob) -> Result<()> {
         self.bounded(
             "upsert recurring",
-            sql::recurring::upsert_recurring(self, job),
+            sql::recurring::upsert_recurring(&self.inner, job),
         )
         .await
     }
 
     async fn recurring(&self, id: &str) -> Result<Option<RecurringJob>> {
-        self.bounded("recurring", sql::recurring::recurring(self, id))
+        self.bounded("recurring", sql::recurring::recurring(&self.inner, id))
             .await
     }
 
     async fn list_recurring(&self) -> Result<Vec<RecurringJob>> {
-        self.bounded("list recurring", sql::recurring::list_recurring(self))
-            .await
+        self.bounded(
+            "list recurring",
+            sql::recurring::list_recurring(&self.inner),
+        )
+        .await
     }
 
     async fn remove_recurring(&self, id: &str) -> Result<bool> {
         self.bounded(
             "remove recurring",
-            sql::recurring::remove_recurring(self, id),
+            sql::recurring::remove_recurring(&self.inner, id),
         )
         .await
     }
@@ -547,7 +483,7 @@ impl Storage for PostgresStorage {
     async fn set_recurring_paused(&self, id: &str, paused: bool) -> Result<bool> {
         self.bounded(
             "set recurring paused",
-            sql::recurring::set_recurring_paused(self, id, paused),
+            sql::recurring::set_recurring_paused(&self.inner, id, paused),
         )
         .await
     }
@@ -555,7 +491,7 @@ impl Storage for PostgresStorage {
     async fn due_recurring(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<RecurringJob>> {
         self.bounded(
             "due recurring",
-            sql::recurring::due_recurring(self, now, limit),
+            sql::recurring::due_recurring(&self.inner, now, limit),
         )
         .await
     }
@@ -563,17 +499,18 @@ impl Storage for PostgresStorage {
     async fn claim_recurring(&self, claim: RecurringClaim) -> Result<Option<Option<JobId>>> {
         self.bounded(
             "claim recurring",
-            sql::recurring::claim_recurring(self, claim),
+            sql::recurring::claim_recurring(&self.inner, claim),
         )
         .await
     }
 
     async fn counts(&self) -> Result<StateCounts> {
-        self.bounded("counts", sql::dashboard::counts(self)).await
+        self.bounded("counts", sql::dashboard::counts(&self.inner))
+            .await
     }
 
     async fn list_jobs(&self, query: JobQuery) -> Result<JobPage> {
-        self.bounded("list jobs", sql::dashboard::list_jobs(self, query))
+        self.bounded("list jobs", sql::dashboard::list_jobs(&self.inner, query))
             .await
     }
 
@@ -585,7 +522,7 @@ impl Storage for PostgresStorage {
     ) -> Result<Vec<StatPoint>> {
         self.bounded(
             "statistics",
-            sql::dashboard::statistics(self, granularity, from, to),
+            sql::dashboard::statistics(&self.inner, granularity, from, to),
         )
         .await
     }

@@ -212,7 +212,7 @@ async fn a_fetch_plan_cached_on_an_empty_table_stays_on_the_indexes() {
         .__statements()
         .into_iter()
         .find(|(name, _)| *name == "fetch")
-        .map(|(_, sql)| sql.to_owned())
+        .map(|(_, sql)| sql)
         .expect("fetch statement");
     let mut client = storage.pool().get().await.expect("connection");
     let execute = "EXECUTE cached_fetch('{default}', 100, 'server', now(), now())";

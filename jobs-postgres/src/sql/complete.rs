@@ -10,7 +10,7 @@ use tokio_postgres::types::{Json, ToSql};
 
 use super::release::Released;
 use super::ts;
-use crate::storage::PostgresStorage;
+use crate::database::{Database, Template};
 
 /// Applies a batch of outcomes, each only where the job is still Processing under the
 /// completion's server: state, history, retry count, result and error, hourly statistics.
@@ -19,7 +19,9 @@ use crate::storage::PostgresStorage;
 /// A success (no reason) writes no history row: its entry and its attempt's Processing entry
 /// stay in the row (`succeeded_data` without the result, `started_at`, and the row keeps
 /// `server_id`; migration 0006) until a delete or requeue writes them out.
-pub(crate) const COMPLETE: &str = "
+pub(crate) const COMPLETE: Template = Template::text(
+    "complete",
+    "
 WITH input AS MATERIALIZED (
     SELECT *
     FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
@@ -82,7 +84,8 @@ counted AS (
 notified AS (
     SELECT pg_notify($9, '') FROM (SELECT 1 FROM completed WHERE state = 'enqueued' LIMIT 1) AS found
 )
-SELECT id FROM completed WHERE (SELECT count(*) FROM notified) >= 0";
+SELECT id FROM completed WHERE (SELECT count(*) FROM notified) >= 0",
+);
 
 /// One completion as the parallel arrays of `COMPLETE` want it. The entry's data is serialized
 /// straight into the statement's parameters (no `serde_json::Value` built per job).
@@ -115,7 +118,7 @@ impl<'a> CompletionRow<'a> {
 }
 
 /// [`Storage::complete`](jobs::Storage::complete) on PostgreSQL.
-pub(crate) async fn complete(storage: &PostgresStorage, completions: &[Completion]) -> Result<()> {
+pub(crate) async fn complete(storage: &Database, completions: &[Completion]) -> Result<()> {
     let mut seen = HashSet::new();
     let rows = completions
         .iter()
@@ -153,19 +156,19 @@ pub(crate) async fn complete(storage: &PostgresStorage, completions: &[Completio
         &data,
         &run_ats,
         &failed,
-        &storage.inner.channel,
+        &storage.channel,
     ];
     let client = storage.client().await?;
     if finished.is_empty() {
         // Nothing can release a continuation: one autocommit statement.
         let statement = storage
             .db(&client)
-            .prepare("complete", &storage.inner.sql.complete)
+            .prepare("complete", &storage.statement(&COMPLETE))
             .await?;
         client
             .query(&statement, &params)
             .await
-            .map_err(|e| storage.inner.error("complete", e))?;
+            .map_err(|e| storage.error("complete", e))?;
     } else {
         // One round trip: BEGIN, the batch, the release, COMMIT are pipelined. The release
         // is a second statement so its snapshot sees continuations committed while the
@@ -175,15 +178,19 @@ pub(crate) async fn complete(storage: &PostgresStorage, completions: &[Completio
         let (complete, release) = {
             let db = storage.db(&client);
             (
-                db.prepare("complete", &storage.inner.sql.complete).await?,
-                db.prepare("release continuations", &storage.inner.sql.release)
+                db.prepare("complete", &storage.statement(&COMPLETE))
                     .await?,
+                db.prepare(
+                    "release continuations",
+                    &storage.statement(&super::release::RELEASE),
+                )
+                .await?,
             )
         };
         let release_params: [&(dyn ToSql + Sync); 4] = [
             &finished,
             &finished_at,
-            &storage.inner.channel,
+            &storage.channel,
             &CONTINUATION_NOT_MET,
         ];
         let (begun, completed, released, committed) = tokio::join!(
@@ -196,7 +203,7 @@ pub(crate) async fn complete(storage: &PostgresStorage, completions: &[Completio
         let released = match (begun, completed, released, committed) {
             (Ok(()), Ok(_), Ok(rows), Ok(())) => Released::from_rows(&rows)?,
             (Err(error), ..) | (_, Err(error), ..) | (_, _, Err(error), _) | (.., Err(error)) => {
-                return Err(storage.inner.error("complete", error).into())
+                return Err(storage.error("complete", error).into())
             }
         };
         // Deletions are rare (a child waiting for another outcome): their children are

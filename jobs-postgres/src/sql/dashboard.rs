@@ -7,14 +7,17 @@ use jobs::storage::{Granularity, JobPage, JobQuery, StatPoint, StateCounts};
 use jobs::{JobState, Result};
 use tokio_postgres::types::ToSql;
 
+use super::read::RECORD_COLUMNS;
 use super::{big, ts};
+use crate::database::{Database, Template};
 use crate::row;
-use crate::storage::PostgresStorage;
 
 /// Counts per state but Enqueued, Enqueued per queue (their sum is the Enqueued count),
 /// retries, recurring jobs and servers, in one trip. Each part reads the index that holds its
 /// jobs (migration 0007): `jobs_state_idx` all but the Enqueued, `jobs_fetch_idx` those.
-pub(crate) const COUNTS: &str = "
+pub(crate) const COUNTS: Template = Template::text(
+    "counts",
+    "
 SELECT 'state' AS kind, state AS key, count(*) AS count FROM __SCHEMA__.jobs
 WHERE state <> 'enqueued' GROUP BY state
 UNION ALL
@@ -24,14 +27,18 @@ SELECT 'retries', '', count(*) FROM __SCHEMA__.jobs WHERE state = 'scheduled' AN
 UNION ALL
 SELECT 'recurring', '', count(*) FROM __SCHEMA__.recurring_jobs
 UNION ALL
-SELECT 'servers', '', count(*) FROM __SCHEMA__.servers";
+SELECT 'servers', '', count(*) FROM __SCHEMA__.servers",
+);
 
-pub(crate) const STATISTICS: &str = "
+pub(crate) const STATISTICS: Template = Template::text(
+    "statistics",
+    "
 SELECT hour, sum(succeeded)::bigint AS succeeded, sum(failed)::bigint AS failed
 FROM __SCHEMA__.stats
 WHERE hour >= $1 AND hour < $2
 GROUP BY hour
-ORDER BY hour";
+ORDER BY hour",
+);
 
 /// Which `list_jobs` filters are present.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,9 +67,9 @@ pub(crate) fn contains_pattern(needle: &str) -> String {
 }
 
 /// [`Storage::counts`](jobs::Storage::counts) on PostgreSQL.
-pub(crate) async fn counts(storage: &PostgresStorage) -> Result<StateCounts> {
+pub(crate) async fn counts(storage: &Database) -> Result<StateCounts> {
     let rows = storage
-        .query("counts", &storage.inner.sql.counts, &[])
+        .query("counts", &storage.statement(&COUNTS), &[])
         .await?;
     let mut counts = StateCounts::default();
     let what = || "the counts".to_owned();
@@ -93,8 +100,62 @@ pub(crate) async fn counts(storage: &PostgresStorage) -> Result<StateCounts> {
     Ok(counts)
 }
 
+/// A page of `list_jobs` on the (quoted) `schema`, for the filters present (one statement per combination, each
+/// prepared once, so every plan can use the indexes its filters allow). `$1` offset and
+/// `$2` limit come first; filter parameters follow in the order of [`ListFilters`].
+pub(crate) fn list_sql(schema: &str, filters: ListFilters) -> String {
+    let mut conditions = Vec::new();
+    let mut next = 3;
+    let mut param = |condition: &str| {
+        let text = condition.replace('?', &format!("${next}"));
+        next += 1;
+        text
+    };
+    if filters.state {
+        conditions.push(param("job.state = ?::text"));
+    }
+    if filters.queue {
+        conditions.push(param("job.queue = ?::text"));
+    }
+    if filters.name {
+        conditions.push(param("job.name ILIKE ?::text"));
+    }
+    if filters.args {
+        conditions.push(param("job.args ILIKE ?::text"));
+    }
+    if filters.retries_only {
+        conditions.push("job.state = 'scheduled' AND job.retry_count > 0".to_owned());
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    // Scheduled jobs soonest run first, every other list newest state change first.
+    let (sort, direction) = if filters.by_run_time {
+        ("run_at", "ASC")
+    } else {
+        ("state_at", "DESC")
+    };
+    format!(
+        "WITH matching AS MATERIALIZED (
+             SELECT job.id, job.{sort} FROM {schema}.jobs AS job {filter}
+         ),
+         page AS (
+             SELECT id FROM matching ORDER BY {sort} {direction}, id {direction}
+             OFFSET $1 LIMIT $2
+         )
+         SELECT (SELECT count(*) FROM matching) AS total, {columns}
+         FROM (SELECT 1) AS one
+         LEFT JOIN (page JOIN {schema}.jobs AS job ON job.id = page.id) ON true
+         ORDER BY job.{sort} {direction}, job.id {direction}",
+        schema = schema,
+        columns = RECORD_COLUMNS.replace("__SCHEMA__", schema),
+    )
+}
+
 /// [`Storage::list_jobs`](jobs::Storage::list_jobs) on PostgreSQL.
-pub(crate) async fn list_jobs(storage: &PostgresStorage, query: JobQuery) -> Result<JobPage> {
+pub(crate) async fn list_jobs(storage: &Database, query: JobQuery) -> Result<JobPage> {
     let filters = ListFilters {
         state: query.state.is_some(),
         queue: query.queue.is_some(),
@@ -103,7 +164,7 @@ pub(crate) async fn list_jobs(storage: &PostgresStorage, query: JobQuery) -> Res
         retries_only: query.retries_only,
         by_run_time: query.by_run_time(),
     };
-    let sql = storage.inner.sql.list_jobs(filters);
+    let sql = list_sql(storage.quoted_schema(), filters);
     let limit = big(if query.limit == 0 { 20 } else { query.limit });
     let offset = big(query.offset);
     let state = query.state.map(JobState::as_str);
@@ -137,7 +198,7 @@ pub(crate) async fn list_jobs(storage: &PostgresStorage, query: JobQuery) -> Res
 
 /// [`Storage::statistics`](jobs::Storage::statistics) on PostgreSQL.
 pub(crate) async fn statistics(
-    storage: &PostgresStorage,
+    storage: &Database,
     granularity: Granularity,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -155,7 +216,7 @@ pub(crate) async fn statistics(
     let rows = storage
         .query(
             "statistics",
-            &storage.inner.sql.statistics,
+            &storage.statement(&STATISTICS),
             &[&ts(start), &ts(end)],
         )
         .await?;

@@ -4,15 +4,13 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use jobs::storage::{InitialState, NewJob, StateData};
-use jobs::{Error, Job, JobId, JobState, Result};
+use jobs::{Error, JobId, JobState, Result};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Transaction;
 
 use super::ts;
-use crate::connection::Db;
+use crate::database::{Database, Db, Template};
 use crate::error::PostgresError;
 use crate::row;
-use crate::storage::PostgresStorage;
 
 /// Creates jobs from parallel arrays, one element per job, with their first history entry, and
 /// notifies the channel once if any is Enqueued (and a channel is given: `$12` is NULL when the
@@ -22,7 +20,9 @@ use crate::storage::PostgresStorage;
 /// A job whose entry data (`$10`) is NULL was created Enqueued with no reason: its first entry
 /// (Enqueued at `created_at`, its queue as data) is the row itself (`created_enqueued`,
 /// migration 0006), and no history row is written.
-pub(crate) const ENQUEUE: &str = "
+pub(crate) const ENQUEUE: Template = Template::text(
+    "enqueue",
+    "
 WITH input AS MATERIALIZED (
     SELECT nextval('__SCHEMA__.jobs_id_seq') AS id,
            nextval('__SCHEMA__.job_positions') AS position,
@@ -48,59 +48,22 @@ notified AS (
     SELECT pg_notify($12, '')
     FROM (SELECT 1 FROM input WHERE state = 'enqueued' AND $12::text IS NOT NULL LIMIT 1) AS found
 )
-SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord";
+SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord",
+);
 
 /// Locks the parents of continuations about to be created (`FOR SHARE`: a parent cannot finish
 /// until the children are committed, so the release that follows its finish sees them).
-pub(crate) const LOCK_PARENTS: &str = "
-SELECT id FROM __SCHEMA__.jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE";
+pub(crate) const LOCK_PARENTS: Template = Template::text(
+    "lock parents",
+    "
+SELECT id FROM __SCHEMA__.jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR SHARE",
+);
 
 pub(crate) fn to_json(data: &StateData) -> Result<serde_json::Value> {
     Ok(serde_json::to_value(data)?)
 }
 
-impl PostgresStorage {
-    /// Enqueues `job` inside the caller's transaction: it exists (and workers are notified)
-    /// only if the transaction commits, together with the caller's own writes.
-    ///
-    /// Works with a `tokio_postgres::Transaction` and with deadpool's `Transaction` (pass
-    /// `&tx`; it derefs). The transaction must be on the database of this storage.
-    pub async fn enqueue_tx<J: Job>(&self, tx: &Transaction<'_>, job: &J) -> Result<JobId> {
-        let mut ids = self.enqueue_many_tx(tx, std::iter::once(job)).await?;
-        ids.pop()
-            .ok_or_else(|| Error::storage("the storage created no job"))
-    }
-
-    /// Enqueues many jobs of one type inside the caller's transaction (one statement).
-    pub async fn enqueue_many_tx<'j, J: Job>(
-        &self,
-        tx: &Transaction<'_>,
-        jobs: impl IntoIterator<Item = &'j J>,
-    ) -> Result<Vec<JobId>> {
-        let jobs = jobs
-            .into_iter()
-            .map(|job| NewJob::from_job(job, InitialState::Enqueued))
-            .collect::<Result<Vec<_>>>()?;
-        self.enqueue_new_tx(tx, jobs, Utc::now()).await
-    }
-
-    /// Creates jobs in any initial state (scheduled, continuations) inside the caller's
-    /// transaction, as [`Storage::enqueue`] does outside one.
-    pub async fn enqueue_new_tx(
-        &self,
-        tx: &Transaction<'_>,
-        jobs: Vec<NewJob>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<JobId>> {
-        let db = Db {
-            client: tx.client(),
-            cache: None,
-            storage: &self.inner,
-        };
-        // Inside the caller's transaction the NOTIFY goes out at their commit, never before.
-        self.insert(&db, jobs, now, Some(&self.inner.channel)).await
-    }
-
+impl Database {
     /// Creates jobs through `db` (autocommit, or inside a transaction when continuations need
     /// their parents locked). Continuations of finished parents are released at once.
     pub(crate) async fn insert(
@@ -116,7 +79,7 @@ impl PostgresStorage {
         for job in &jobs {
             jobs::validate_queue(&job.queue)?;
         }
-        if let Some(limit) = self.inner.max_payload_bytes {
+        if let Some(limit) = self.max_payload_bytes {
             if let Some(job) = jobs.iter().find(|job| job.args.len() > limit) {
                 return Err(PostgresError::PayloadTooLarge {
                     name: job.name.clone(),
@@ -134,14 +97,15 @@ impl PostgresStorage {
                 }
             }
         }
-        let sql = &self.inner.sql;
         if !parents.is_empty() {
-            let statement = db.prepare("enqueue", &sql.lock_parents).await?;
+            let statement = db
+                .prepare("enqueue", &self.statement(&LOCK_PARENTS))
+                .await?;
             let rows = db
                 .client
                 .query(&statement, &[&parents])
                 .await
-                .map_err(|e| self.inner.error("enqueue", e))?;
+                .map_err(|e| self.error("enqueue", e))?;
             let mut found = HashSet::new();
             for row in &rows {
                 let id: i64 = row::column(row, "id", &|| "a parent job".to_owned())?;
@@ -192,7 +156,7 @@ impl PostgresStorage {
             data.push(entry);
         }
         let now = ts(now);
-        let statement = db.prepare("enqueue", &sql.enqueue).await?;
+        let statement = db.prepare("enqueue", &self.statement(&ENQUEUE)).await?;
         let params: [&(dyn ToSql + Sync); 12] = [
             &names,
             &queues,
@@ -211,7 +175,7 @@ impl PostgresStorage {
             .client
             .query(&statement, &params)
             .await
-            .map_err(|e| self.inner.error("enqueue", e))?;
+            .map_err(|e| self.error("enqueue", e))?;
         let ids = rows
             .iter()
             .map(|row| row::column::<i64>(row, "id", &|| "an enqueued job".to_owned()).map(JobId))
@@ -232,7 +196,7 @@ impl PostgresStorage {
 
 /// [`Storage::enqueue`](jobs::Storage::enqueue) on PostgreSQL.
 pub(crate) async fn enqueue(
-    storage: &PostgresStorage,
+    storage: &Database,
     jobs: Vec<NewJob>,
     now: DateTime<Utc>,
 ) -> Result<Vec<JobId>> {
@@ -248,26 +212,24 @@ pub(crate) async fn enqueue(
         let tx = client
             .transaction()
             .await
-            .map_err(|e| storage.inner.error("enqueue", e))?;
+            .map_err(|e| storage.error("enqueue", e))?;
         let db = Db {
             client: tx.client(),
             cache: Some(&tx.statement_cache),
-            storage: &storage.inner,
+            storage,
         };
         let ids = storage
-            .insert(&db, jobs, now, Some(&storage.inner.channel))
+            .insert(&db, jobs, now, Some(&storage.channel))
             .await?;
-        tx.commit()
-            .await
-            .map_err(|e| storage.inner.error("enqueue", e))?;
+        tx.commit().await.map_err(|e| storage.error("enqueue", e))?;
         ids
     } else {
         let db = storage.db(&client);
         // At most one NOTIFY per throttle window: a NOTIFY in every insert serialises
         // the commits of concurrent enqueuers. A skipped one is sent by the throttle at
         // the end of the window, so other processes still wake within it.
-        let channel = (!enqueued || storage.inner.throttle.notify_now(storage))
-            .then_some(storage.inner.channel.as_str());
+        let channel = (!enqueued || storage.throttle.notify_now(&storage.pool, &storage.channel))
+            .then_some(storage.channel.as_str());
         storage.insert(&db, jobs, now, channel).await?
     };
     if enqueued || continuations {

@@ -5,9 +5,9 @@ use jobs::{JobId, Result};
 use tokio_postgres::Row;
 
 use super::{big, ts};
+use crate::database::{Database, Template};
 use crate::error::{describe, PostgresError};
 use crate::row::{column, retry_count};
-use crate::storage::PostgresStorage;
 
 /// Claims up to `$2` Enqueued jobs: the head of each served queue in priority order, skipping
 /// rows other fetchers hold, and marks them Processing under the server's lease. The update
@@ -19,7 +19,9 @@ use crate::storage::PostgresStorage;
 /// (`state_at`, `server_id`, `retry_count`), and goes into the history row of the state that
 /// ends the attempt (columns `attempt_at` and `attempt_data`, built by the function
 /// `attempt_data()`: migration 0005).
-pub(crate) const FETCH: &str = "
+pub(crate) const FETCH: Template = Template::text(
+    "fetch",
+    "
 WITH picked AS MATERIALIZED (
     SELECT job.ctid
     FROM unnest($1::text[]) WITH ORDINALITY AS queue_list(name, priority)
@@ -43,19 +45,12 @@ claimed AS (
               array_position($1::text[], job.queue) AS priority, job.position
 )
 SELECT id, name, queue, args, retry_count, created_at, enqueued_at, parent_id, parent_result
-FROM claimed ORDER BY priority, position";
-
-impl PostgresStorage {
-    /// The fetch statement of this schema (for `EXPLAIN` in tests).
-    #[cfg(feature = "test-util")]
-    pub(crate) fn fetch_sql(&self) -> &str {
-        &self.inner.sql.fetch
-    }
-}
+FROM claimed ORDER BY priority, position",
+);
 
 /// [`Storage::fetch`](jobs::Storage::fetch) on PostgreSQL.
 pub(crate) async fn fetch(
-    storage: &PostgresStorage,
+    storage: &Database,
     request: FetchRequest<'_>,
 ) -> Result<Vec<FetchedJob>> {
     let mut queues: Vec<&str> = Vec::with_capacity(request.queues.len());
@@ -70,7 +65,7 @@ pub(crate) async fn fetch(
     let rows = storage
         .query(
             "fetch",
-            &storage.inner.sql.fetch,
+            &storage.statement(&FETCH),
             &[
                 &queues,
                 &big(request.limit),

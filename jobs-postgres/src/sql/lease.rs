@@ -6,11 +6,13 @@ use chrono::{DateTime, Utc};
 use jobs::{JobId, Result};
 
 use super::ts;
+use crate::database::{Database, Template};
 use crate::row;
-use crate::storage::PostgresStorage;
 
 /// Extends the leases `$1` still holds; returns the ids it holds.
-pub(crate) const KEEP_ALIVE: &str = "
+pub(crate) const KEEP_ALIVE: Template = Template::text(
+    "keep alive",
+    "
 WITH held AS (
     SELECT id FROM __SCHEMA__.jobs
     WHERE id = ANY($2::bigint[]) AND state = 'processing' AND server_id = $1
@@ -19,11 +21,12 @@ WITH held AS (
 )
 UPDATE __SCHEMA__.jobs AS job SET lease_until = $3
 FROM held WHERE job.id = held.id
-RETURNING job.id";
+RETURNING job.id",
+);
 
 /// [`Storage::keep_alive`](jobs::Storage::keep_alive) on PostgreSQL.
 pub(crate) async fn keep_alive(
-    storage: &PostgresStorage,
+    storage: &Database,
     server_id: &str,
     ids: &[JobId],
     lease_until: DateTime<Utc>,
@@ -35,7 +38,7 @@ pub(crate) async fn keep_alive(
     let rows = storage
         .query(
             "keep alive",
-            &storage.inner.sql.keep_alive,
+            &storage.statement(&KEEP_ALIVE),
             &[&server_id, &raw, &ts(lease_until)],
         )
         .await?;

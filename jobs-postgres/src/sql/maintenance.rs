@@ -8,10 +8,12 @@ use jobs::storage::PruneRequest;
 use jobs::Result;
 
 use super::{big, ts};
-use crate::storage::PostgresStorage;
+use crate::database::{Database, Template};
 
 /// Moves due Scheduled jobs to the tail of their queues, earliest first.
-pub(crate) const PROMOTE_SCHEDULED: &str = "
+pub(crate) const PROMOTE_SCHEDULED: Template = Template::text(
+    "promote scheduled",
+    "
 WITH due AS (
     SELECT id FROM __SCHEMA__.jobs
     WHERE state = 'scheduled' AND run_at <= $1
@@ -38,10 +40,13 @@ history AS (
 notified AS (
     SELECT pg_notify($3, '') FROM (SELECT 1 FROM promoted LIMIT 1) AS found
 )
-SELECT count(*) FROM promoted WHERE (SELECT count(*) FROM notified) >= 0";
+SELECT count(*) FROM promoted WHERE (SELECT count(*) FROM notified) >= 0",
+);
 
 /// Puts Processing jobs whose lease lapsed back at their original place in their queue.
-pub(crate) const RESCUE_EXPIRED: &str = "
+pub(crate) const RESCUE_EXPIRED: Template = Template::text(
+    "rescue expired",
+    "
 WITH expired AS (
     SELECT id, state, state_at, server_id, retry_count FROM __SCHEMA__.jobs
     WHERE state = 'processing' AND (lease_until IS NULL OR lease_until < $1)
@@ -72,11 +77,14 @@ history AS (
 notified AS (
     SELECT pg_notify($3, '') FROM (SELECT 1 FROM rescued LIMIT 1) AS found
 )
-SELECT count(*) FROM rescued WHERE (SELECT count(*) FROM notified) >= 0";
+SELECT count(*) FROM rescued WHERE (SELECT count(*) FROM notified) >= 0",
+);
 
 /// Deletes up to `$3` expired jobs and their history: Succeeded and Deleted jobs that finished
 /// before `$1` (oldest first), then Failed ones before `$2` if given.
-pub(crate) const PRUNE: &str = "
+pub(crate) const PRUNE: Template = Template::text(
+    "prune",
+    "
 WITH succeeded AS (
     SELECT id, state_at FROM __SCHEMA__.jobs
     WHERE state = 'succeeded' AND state_at < $1
@@ -110,19 +118,25 @@ removed AS (
 history AS (
     DELETE FROM __SCHEMA__.job_history WHERE job_id IN (SELECT id FROM removed)
 )
-SELECT count(*) FROM removed";
+SELECT count(*) FROM removed",
+);
 
 /// Takes the leadership if it is free, expired, or already `$1`'s. A row back means leader.
-pub(crate) const TRY_LEAD: &str = "
+pub(crate) const TRY_LEAD: Template = Template::text(
+    "try lead",
+    "
 INSERT INTO __SCHEMA__.leader AS leader (role, server_id, expires_at)
 VALUES ('maintenance', $1, $3)
 ON CONFLICT (role) DO UPDATE
 SET server_id = excluded.server_id, expires_at = excluded.expires_at
 WHERE leader.server_id = excluded.server_id OR leader.expires_at < $2
-RETURNING server_id";
+RETURNING server_id",
+);
 
-pub(crate) const RESIGN: &str =
-    "DELETE FROM __SCHEMA__.leader WHERE role = 'maintenance' AND server_id = $1";
+pub(crate) const RESIGN: Template = Template::text(
+    "resign",
+    "DELETE FROM __SCHEMA__.leader WHERE role = 'maintenance' AND server_id = $1",
+);
 
 /// How often the elected server looks at the jobs table's dead rows (see `vacuum_if_due`).
 pub(crate) const VACUUM_INTERVAL: Duration = Duration::from_secs(10);
@@ -151,7 +165,7 @@ pub(crate) async fn vacuum_when_bloated(
     Ok(())
 }
 
-impl PostgresStorage {
+impl Database {
     /// Every [`VACUUM_INTERVAL`], vacuums the jobs table if it holds more than
     /// [`VACUUM_DEAD_ROWS`] dead rows (the elected server's maintenance calls `prune` every
     /// round). Every state change leaves a dead row version and dead index
@@ -163,7 +177,6 @@ impl PostgresStorage {
     pub(crate) async fn vacuum_if_due(&self) {
         {
             let mut last = self
-                .inner
                 .last_vacuum
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
@@ -172,19 +185,15 @@ impl PostgresStorage {
                 _ => *last = Some(std::time::Instant::now()),
             }
         }
-        let table = format!(
-            "{}.jobs",
-            crate::options::quote_identifier(&self.inner.schema)
-        );
+        let table = format!("{}.jobs", self.quoted_schema());
         let outcome = match self.client().await {
             Ok(client) => vacuum_when_bloated(&client, &table)
                 .await
-                .map_err(|e| self.inner.error("vacuum", e).to_string()),
+                .map_err(|e| self.error("vacuum", e).to_string()),
             Err(error) => Err(error.to_string()),
         };
         if let Err(error) = outcome {
             if !self
-                .inner
                 .vacuum_failed
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
             {
@@ -196,7 +205,7 @@ impl PostgresStorage {
 
 /// [`Storage::promote_scheduled`](jobs::Storage::promote_scheduled) on PostgreSQL.
 pub(crate) async fn promote_scheduled(
-    storage: &PostgresStorage,
+    storage: &Database,
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<usize> {
@@ -206,8 +215,8 @@ pub(crate) async fn promote_scheduled(
     let promoted = storage
         .count_query(
             "promote scheduled",
-            &storage.inner.sql.promote_scheduled,
-            &[&ts(now), &big(limit), &storage.inner.channel],
+            &storage.statement(&PROMOTE_SCHEDULED),
+            &[&ts(now), &big(limit), &storage.channel],
         )
         .await?;
     if promoted > 0 {
@@ -218,7 +227,7 @@ pub(crate) async fn promote_scheduled(
 
 /// [`Storage::rescue_expired`](jobs::Storage::rescue_expired) on PostgreSQL.
 pub(crate) async fn rescue_expired(
-    storage: &PostgresStorage,
+    storage: &Database,
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<usize> {
@@ -228,8 +237,8 @@ pub(crate) async fn rescue_expired(
     let rescued = storage
         .count_query(
             "rescue expired",
-            &storage.inner.sql.rescue_expired,
-            &[&ts(now), &big(limit), &storage.inner.channel],
+            &storage.statement(&RESCUE_EXPIRED),
+            &[&ts(now), &big(limit), &storage.channel],
         )
         .await?;
     if rescued > 0 {
@@ -239,14 +248,14 @@ pub(crate) async fn rescue_expired(
 }
 
 /// [`Storage::prune`](jobs::Storage::prune) on PostgreSQL.
-pub(crate) async fn prune(storage: &PostgresStorage, request: PruneRequest) -> Result<usize> {
+pub(crate) async fn prune(storage: &Database, request: PruneRequest) -> Result<usize> {
     if request.limit == 0 {
         return Ok(0);
     }
     let pruned = storage
         .count_query(
             "prune",
-            &storage.inner.sql.prune,
+            &storage.statement(&PRUNE),
             &[
                 &ts(request.finished_before),
                 &request.failed_before.map(ts),
@@ -260,7 +269,7 @@ pub(crate) async fn prune(storage: &PostgresStorage, request: PruneRequest) -> R
 
 /// [`Storage::try_lead`](jobs::Storage::try_lead) on PostgreSQL.
 pub(crate) async fn try_lead(
-    storage: &PostgresStorage,
+    storage: &Database,
     server_id: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
@@ -268,7 +277,7 @@ pub(crate) async fn try_lead(
     let rows = storage
         .query(
             "try lead",
-            &storage.inner.sql.try_lead,
+            &storage.statement(&TRY_LEAD),
             &[&server_id, &ts(now), &ts(until)],
         )
         .await?;
@@ -276,9 +285,9 @@ pub(crate) async fn try_lead(
 }
 
 /// [`Storage::resign`](jobs::Storage::resign) on PostgreSQL.
-pub(crate) async fn resign(storage: &PostgresStorage, server_id: &str) -> Result<()> {
+pub(crate) async fn resign(storage: &Database, server_id: &str) -> Result<()> {
     storage
-        .execute("resign", &storage.inner.sql.resign, &[&server_id])
+        .execute("resign", &storage.statement(&RESIGN), &[&server_id])
         .await?;
     Ok(())
 }

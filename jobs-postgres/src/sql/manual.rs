@@ -7,9 +7,8 @@ use tokio_postgres::types::ToSql;
 
 use super::release::Released;
 use super::ts;
-use crate::connection::Db;
+use crate::database::{Database, Db, Template};
 use crate::row;
-use crate::storage::PostgresStorage;
 
 /// Moves a job to Deleted unless it already is. Returns its previous state (no row: no job).
 pub(crate) fn delete_sql() -> String {
@@ -81,7 +80,9 @@ pub(crate) fn manual_change_sql(state: &str, set: &str, data: &str, tail: &str) 
 
 /// Puts back to Awaiting the continuations a requeued parent's deletion had deleted (their last
 /// history reason starts with `$3`), down the chain.
-pub(crate) const REARM: &str = "
+pub(crate) const REARM: Template = Template::text(
+    "rearm",
+    "
 WITH RECURSIVE armed (id, depth) AS (
         SELECT child.id, 1
         FROM __SCHEMA__.jobs AS child
@@ -109,11 +110,12 @@ history AS (
            jsonb_build_object('parent', parent_id)
     FROM rearmed ORDER BY depth, id
 )
-SELECT count(*) FROM rearmed";
+SELECT count(*) FROM rearmed",
+);
 
 /// [`Storage::delete`](jobs::Storage::delete) on PostgreSQL.
 pub(crate) async fn delete(
-    storage: &PostgresStorage,
+    storage: &Database,
     id: JobId,
     reason: &str,
     now: DateTime<Utc>,
@@ -123,32 +125,31 @@ pub(crate) async fn delete(
     let (delete, release) = {
         let db = storage.db(&client);
         (
-            db.prepare("delete", &storage.inner.sql.delete).await?,
-            db.prepare("release continuations", &storage.inner.sql.release)
-                .await?,
+            db.prepare("delete", &storage.statement(&DELETE)).await?,
+            db.prepare(
+                "release continuations",
+                &storage.statement(&super::release::RELEASE),
+            )
+            .await?,
         )
     };
     let tx = client
         .transaction()
         .await
-        .map_err(|e| storage.inner.error("delete", e))?;
+        .map_err(|e| storage.error("delete", e))?;
     let parents = [id.0];
     let parents = &parents[..];
     let times = [now];
     let times = &times[..];
     let delete_params: [&(dyn ToSql + Sync); 3] = [&id.0, &reason, &now];
-    let release_params: [&(dyn ToSql + Sync); 4] = [
-        &parents,
-        &times,
-        &storage.inner.channel,
-        &CONTINUATION_NOT_MET,
-    ];
+    let release_params: [&(dyn ToSql + Sync); 4] =
+        [&parents, &times, &storage.channel, &CONTINUATION_NOT_MET];
     let (target, released) = tokio::try_join!(
         biased;
         tx.query_opt(&delete, &delete_params),
         tx.query(&release, &release_params),
     )
-    .map_err(|e| storage.inner.error("delete", e))?;
+    .map_err(|e| storage.error("delete", e))?;
     let Some(target) = target else {
         return Err(Error::JobNotFound(id));
     };
@@ -156,7 +157,7 @@ pub(crate) async fn delete(
     let db = Db {
         client: tx.client(),
         cache: Some(&tx.statement_cache),
-        storage: &storage.inner,
+        storage,
     };
     if storage
         .release_deleted(&db, Released::from_rows(&released)?)
@@ -165,15 +166,13 @@ pub(crate) async fn delete(
     {
         storage.wake();
     }
-    tx.commit()
-        .await
-        .map_err(|e| storage.inner.error("delete", e))?;
+    tx.commit().await.map_err(|e| storage.error("delete", e))?;
     Ok(previous != JobState::Deleted.as_str())
 }
 
 /// [`Storage::requeue`](jobs::Storage::requeue) on PostgreSQL.
 pub(crate) async fn requeue(
-    storage: &PostgresStorage,
+    storage: &Database,
     id: JobId,
     reason: &str,
     now: DateTime<Utc>,
@@ -183,18 +182,18 @@ pub(crate) async fn requeue(
     let (requeue, rearm) = {
         let db = storage.db(&client);
         (
-            db.prepare("requeue", &storage.inner.sql.requeue).await?,
-            db.prepare("requeue", &storage.inner.sql.rearm).await?,
+            db.prepare("requeue", &storage.statement(&REQUEUE)).await?,
+            db.prepare("requeue", &storage.statement(&REARM)).await?,
         )
     };
     let tx = client
         .transaction()
         .await
-        .map_err(|e| storage.inner.error("requeue", e))?;
+        .map_err(|e| storage.error("requeue", e))?;
     let target = tx
-        .query_opt(&requeue, &[&id.0, &reason, &now, &storage.inner.channel])
+        .query_opt(&requeue, &[&id.0, &reason, &now, &storage.channel])
         .await
-        .map_err(|e| storage.inner.error("requeue", e))?;
+        .map_err(|e| storage.error("requeue", e))?;
     let Some(target) = target else {
         return Err(Error::JobNotFound(id));
     };
@@ -204,10 +203,14 @@ pub(crate) async fn requeue(
     }
     tx.query(&rearm, &[&id.0, &now, &CONTINUATION_NOT_MET])
         .await
-        .map_err(|e| storage.inner.error("requeue", e))?;
-    tx.commit()
-        .await
-        .map_err(|e| storage.inner.error("requeue", e))?;
+        .map_err(|e| storage.error("requeue", e))?;
+    tx.commit().await.map_err(|e| storage.error("requeue", e))?;
     storage.wake();
     Ok(true)
 }
+
+/// Deletes a job (see `delete_sql`).
+pub(crate) const DELETE: Template = Template::built("delete", delete_sql);
+
+/// Requeues a job (see `requeue_sql`).
+pub(crate) const REQUEUE: Template = Template::built("requeue", requeue_sql);

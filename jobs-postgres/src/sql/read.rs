@@ -2,8 +2,8 @@
 
 use jobs::{JobId, JobRecord, Result};
 
+use crate::database::{Database, Template};
 use crate::row;
-use crate::storage::PostgresStorage;
 
 /// Columns of a job record, for `job` and `list_jobs` (`job` is the row's alias).
 pub(crate) const RECORD_COLUMNS: &str = "
@@ -65,21 +65,24 @@ pub(crate) fn jobs_sql() -> String {
 }
 
 /// [`Storage::job`](jobs::Storage::job) on PostgreSQL.
-pub(crate) async fn job(storage: &PostgresStorage, id: JobId) -> Result<Option<JobRecord>> {
+pub(crate) async fn job(storage: &Database, id: JobId) -> Result<Option<JobRecord>> {
     Ok(jobs(storage, &[id]).await?.pop())
 }
 
 /// [`Storage::jobs`](jobs::Storage::jobs) on PostgreSQL.
-pub(crate) async fn jobs(storage: &PostgresStorage, ids: &[JobId]) -> Result<Vec<JobRecord>> {
+pub(crate) async fn jobs(storage: &Database, ids: &[JobId]) -> Result<Vec<JobRecord>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let raw: Vec<i64> = ids.iter().map(|id| id.0).collect();
     let rows = storage
-        .query("jobs", &storage.inner.sql.jobs, &[&raw])
+        .query("jobs", &storage.statement(&JOBS), &[&raw])
         .await?;
     Ok(rows
         .iter()
         .map(|row| row::job_record(row, true))
         .collect::<Result<Vec<_>, _>>()?)
 }
+
+/// Jobs by id with their histories (see `jobs_sql`).
+pub(crate) const JOBS: Template = Template::built("jobs", jobs_sql);

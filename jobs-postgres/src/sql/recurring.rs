@@ -6,13 +6,14 @@ use jobs::{Error, JobId, Result};
 use tokio_postgres::Row;
 
 use super::{big, ts};
-use crate::connection::Db;
+use crate::database::{Database, Db, Template};
 use crate::error::{describe, PostgresError};
 use crate::row::{column, state_from_sql};
-use crate::storage::PostgresStorage;
 
 /// Creates or replaces a recurring job, keeping `created_at` of an existing one.
-pub(crate) const UPSERT_RECURRING: &str = "
+pub(crate) const UPSERT_RECURRING: Template = Template::text(
+    "upsert recurring",
+    "
 INSERT INTO __SCHEMA__.recurring_jobs (id, cron, time_zone, job_name, queue, args, misfire,
     skip_if_running, paused, next_run, last_run, last_job_id, last_error, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -21,7 +22,8 @@ SET cron = excluded.cron, time_zone = excluded.time_zone, job_name = excluded.jo
     queue = excluded.queue, args = excluded.args, misfire = excluded.misfire,
     skip_if_running = excluded.skip_if_running, paused = excluded.paused,
     next_run = excluded.next_run, last_run = excluded.last_run,
-    last_job_id = excluded.last_job_id, last_error = excluded.last_error";
+    last_job_id = excluded.last_job_id, last_error = excluded.last_error",
+);
 
 /// Columns of a recurring job with its last job's current state.
 pub(crate) const RECURRING_COLUMNS: &str = "
@@ -39,27 +41,38 @@ pub(crate) fn recurring_sql(filter: &str) -> String {
     )
 }
 
-pub(crate) const REMOVE_RECURRING: &str = "DELETE FROM __SCHEMA__.recurring_jobs WHERE id = $1";
+pub(crate) const REMOVE_RECURRING: Template = Template::text(
+    "remove recurring",
+    "DELETE FROM __SCHEMA__.recurring_jobs WHERE id = $1",
+);
 
-pub(crate) const SET_RECURRING_PAUSED: &str =
-    "UPDATE __SCHEMA__.recurring_jobs SET paused = $2 WHERE id = $1";
+pub(crate) const SET_RECURRING_PAUSED: Template = Template::text(
+    "set recurring paused",
+    "UPDATE __SCHEMA__.recurring_jobs SET paused = $2 WHERE id = $1",
+);
 
 /// The compare-and-set of a recurring claim: moves `next_run` only if it is still `$4`.
-pub(crate) const CLAIM_RECURRING: &str = "
+pub(crate) const CLAIM_RECURRING: Template = Template::text(
+    "claim recurring",
+    "
 UPDATE __SCHEMA__.recurring_jobs
 SET next_run = $2, last_error = $3
 WHERE id = $1 AND next_run IS NOT DISTINCT FROM $4
-RETURNING id";
+RETURNING id",
+);
 
-pub(crate) const RECORD_RECURRING_RUN: &str = "
-UPDATE __SCHEMA__.recurring_jobs SET last_run = $2, last_job_id = $3 WHERE id = $1";
+pub(crate) const RECORD_RECURRING_RUN: Template = Template::text(
+    "record recurring run",
+    "
+UPDATE __SCHEMA__.recurring_jobs SET last_run = $2, last_job_id = $3 WHERE id = $1",
+);
 
 /// [`Storage::upsert_recurring`](jobs::Storage::upsert_recurring) on PostgreSQL.
-pub(crate) async fn upsert_recurring(storage: &PostgresStorage, job: RecurringJob) -> Result<()> {
+pub(crate) async fn upsert_recurring(storage: &Database, job: RecurringJob) -> Result<()> {
     storage
         .execute(
             "upsert recurring",
-            &storage.inner.sql.upsert_recurring,
+            &storage.statement(&UPSERT_RECURRING),
             &[
                 &job.id,
                 &job.cron,
@@ -82,17 +95,17 @@ pub(crate) async fn upsert_recurring(storage: &PostgresStorage, job: RecurringJo
 }
 
 /// [`Storage::recurring`](jobs::Storage::recurring) on PostgreSQL.
-pub(crate) async fn recurring(storage: &PostgresStorage, id: &str) -> Result<Option<RecurringJob>> {
+pub(crate) async fn recurring(storage: &Database, id: &str) -> Result<Option<RecurringJob>> {
     let rows = storage
-        .query("recurring", &storage.inner.sql.recurring, &[&id])
+        .query("recurring", &storage.statement(&RECURRING), &[&id])
         .await?;
     Ok(rows.first().map(recurring_job).transpose()?)
 }
 
 /// [`Storage::list_recurring`](jobs::Storage::list_recurring) on PostgreSQL.
-pub(crate) async fn list_recurring(storage: &PostgresStorage) -> Result<Vec<RecurringJob>> {
+pub(crate) async fn list_recurring(storage: &Database) -> Result<Vec<RecurringJob>> {
     let rows = storage
-        .query("list recurring", &storage.inner.sql.list_recurring, &[])
+        .query("list recurring", &storage.statement(&LIST_RECURRING), &[])
         .await?;
     Ok(rows
         .iter()
@@ -101,11 +114,11 @@ pub(crate) async fn list_recurring(storage: &PostgresStorage) -> Result<Vec<Recu
 }
 
 /// [`Storage::remove_recurring`](jobs::Storage::remove_recurring) on PostgreSQL.
-pub(crate) async fn remove_recurring(storage: &PostgresStorage, id: &str) -> Result<bool> {
+pub(crate) async fn remove_recurring(storage: &Database, id: &str) -> Result<bool> {
     let removed = storage
         .execute(
             "remove recurring",
-            &storage.inner.sql.remove_recurring,
+            &storage.statement(&REMOVE_RECURRING),
             &[&id],
         )
         .await?;
@@ -114,14 +127,14 @@ pub(crate) async fn remove_recurring(storage: &PostgresStorage, id: &str) -> Res
 
 /// [`Storage::set_recurring_paused`](jobs::Storage::set_recurring_paused) on PostgreSQL.
 pub(crate) async fn set_recurring_paused(
-    storage: &PostgresStorage,
+    storage: &Database,
     id: &str,
     paused: bool,
 ) -> Result<bool> {
     let changed = storage
         .execute(
             "pause recurring",
-            &storage.inner.sql.set_recurring_paused,
+            &storage.statement(&SET_RECURRING_PAUSED),
             &[&id, &paused],
         )
         .await?;
@@ -130,7 +143,7 @@ pub(crate) async fn set_recurring_paused(
 
 /// [`Storage::due_recurring`](jobs::Storage::due_recurring) on PostgreSQL.
 pub(crate) async fn due_recurring(
-    storage: &PostgresStorage,
+    storage: &Database,
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<RecurringJob>> {
@@ -140,7 +153,7 @@ pub(crate) async fn due_recurring(
     let rows = storage
         .query(
             "due recurring",
-            &storage.inner.sql.due_recurring,
+            &storage.statement(&DUE_RECURRING),
             &[&ts(now), &big(limit)],
         )
         .await?;
@@ -152,7 +165,7 @@ pub(crate) async fn due_recurring(
 
 /// [`Storage::claim_recurring`](jobs::Storage::claim_recurring) on PostgreSQL.
 pub(crate) async fn claim_recurring(
-    storage: &PostgresStorage,
+    storage: &Database,
     claim: RecurringClaim,
 ) -> Result<Option<Option<JobId>>> {
     let now = ts(claim.now);
@@ -160,16 +173,16 @@ pub(crate) async fn claim_recurring(
     let (claim_statement, record_statement) = {
         let db = storage.db(&client);
         (
-            db.prepare("claim recurring", &storage.inner.sql.claim_recurring)
+            db.prepare("claim recurring", &storage.statement(&CLAIM_RECURRING))
                 .await?,
-            db.prepare("claim recurring", &storage.inner.sql.record_recurring_run)
+            db.prepare("claim recurring", &storage.statement(&RECORD_RECURRING_RUN))
                 .await?,
         )
     };
     let tx = client
         .transaction()
         .await
-        .map_err(|e| storage.inner.error("claim recurring", e))?;
+        .map_err(|e| storage.error("claim recurring", e))?;
     let claimed = tx
         .query_opt(
             &claim_statement,
@@ -181,7 +194,7 @@ pub(crate) async fn claim_recurring(
             ],
         )
         .await
-        .map_err(|e| storage.inner.error("claim recurring", e))?;
+        .map_err(|e| storage.error("claim recurring", e))?;
     if claimed.is_none() {
         return Ok(None);
     }
@@ -190,10 +203,10 @@ pub(crate) async fn claim_recurring(
             let db = Db {
                 client: tx.client(),
                 cache: Some(&tx.statement_cache),
-                storage: &storage.inner,
+                storage,
             };
             let ids = storage
-                .insert(&db, vec![job], now, Some(&storage.inner.channel))
+                .insert(&db, vec![job], now, Some(&storage.channel))
                 .await?;
             let id = ids
                 .first()
@@ -201,14 +214,14 @@ pub(crate) async fn claim_recurring(
                 .ok_or_else(|| Error::storage("the storage created no job"))?;
             tx.execute(&record_statement, &[&claim.id, &now, &id.0])
                 .await
-                .map_err(|e| storage.inner.error("claim recurring", e))?;
+                .map_err(|e| storage.error("claim recurring", e))?;
             Some(id)
         }
         None => None,
     };
     tx.commit()
         .await
-        .map_err(|e| storage.inner.error("claim recurring", e))?;
+        .map_err(|e| storage.error("claim recurring", e))?;
     if created.is_some() {
         storage.wake();
     }
@@ -265,6 +278,21 @@ pub(crate) fn recurring_job(row: &Row) -> Result<RecurringJob, PostgresError> {
         id,
     })
 }
+
+/// One recurring job by id.
+pub(crate) const RECURRING: Template =
+    Template::built("recurring", || recurring_sql("WHERE recurring.id = $1"));
+
+/// Every recurring job, by id.
+pub(crate) const LIST_RECURRING: Template =
+    Template::built("list recurring", || recurring_sql("ORDER BY recurring.id"));
+
+/// The recurring jobs due at `$1`, at most `$2`.
+pub(crate) const DUE_RECURRING: Template = Template::built("due recurring", || {
+    recurring_sql(
+        "WHERE NOT recurring.paused AND recurring.next_run <= $1 ORDER BY recurring.id LIMIT $2",
+    )
+});
 
 #[cfg(test)]
 mod tests {

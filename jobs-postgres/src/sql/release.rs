@@ -4,10 +4,9 @@ use chrono::{DateTime, Utc};
 use jobs::storage::CONTINUATION_NOT_MET;
 use jobs::Result;
 
-use crate::connection::Db;
+use crate::database::{Database, Db, Template};
 use crate::error::PostgresError;
 use crate::row;
-use crate::storage::PostgresStorage;
 
 /// Releases the Awaiting continuations of the given parents (`$1`, each finished at the same
 /// index of `$2`) that reached a final state: Enqueued (with the parent's result) or Deleted,
@@ -24,7 +23,9 @@ use crate::storage::PostgresStorage;
 /// Every lookup is driven by the given ids (`LATERAL … OFFSET 0` keeps each one a parameterized
 /// index probe): with statistics taken before a burst of completions, a plain join was planned
 /// as a scan of every finished job (35–57 ms per batch of 100 at 200,000 rows, auto_explain).
-pub(crate) const RELEASE: &str = "
+pub(crate) const RELEASE: Template = Template::text(
+    "release",
+    "
 WITH RECURSIVE finished AS (
     SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) AS finished(id, at)
 ),
@@ -97,7 +98,8 @@ notified AS (
 SELECT count(*) FILTER (WHERE state = 'enqueued') AS count,
        COALESCE(array_agg(id) FILTER (WHERE state = 'deleted'), '{}') AS deleted,
        COALESCE(array_agg(at) FILTER (WHERE state = 'deleted'), '{}') AS deleted_at
-FROM released WHERE (SELECT count(*) FROM notified) >= 0";
+FROM released WHERE (SELECT count(*) FROM notified) >= 0",
+);
 
 /// What a release statement (`RELEASE`) did: the continuations it enqueued, and the jobs it
 /// deleted with the time of their deletion (their own children are released in turn).
@@ -125,7 +127,7 @@ impl Released {
     }
 }
 
-impl PostgresStorage {
+impl Database {
     /// Releases the Awaiting continuations of `parents` that reached a final state.
     pub(crate) async fn release(
         &self,
@@ -134,17 +136,17 @@ impl PostgresStorage {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let statement = db
-            .prepare("release continuations", &self.inner.sql.release)
+            .prepare("release continuations", &self.statement(&RELEASE))
             .await?;
         let times = vec![now; parents.len()];
         let rows = db
             .client
             .query(
                 &statement,
-                &[&parents, &times, &self.inner.channel, &CONTINUATION_NOT_MET],
+                &[&parents, &times, &self.channel, &CONTINUATION_NOT_MET],
             )
             .await
-            .map_err(|e| self.inner.error("release continuations", e))?;
+            .map_err(|e| self.error("release continuations", e))?;
         let released = Released::from_rows(&rows)?;
         let enqueued = released.enqueued + self.release_deleted(db, released).await?;
         if enqueued > 0 {
@@ -162,7 +164,7 @@ impl PostgresStorage {
         let mut enqueued = 0;
         while !released.deleted.is_empty() {
             let statement = db
-                .prepare("release continuations", &self.inner.sql.release)
+                .prepare("release continuations", &self.statement(&RELEASE))
                 .await?;
             let rows = db
                 .client
@@ -171,12 +173,12 @@ impl PostgresStorage {
                     &[
                         &released.deleted,
                         &released.deleted_at,
-                        &self.inner.channel,
+                        &self.channel,
                         &CONTINUATION_NOT_MET,
                     ],
                 )
                 .await
-                .map_err(|e| self.inner.error("release continuations", e))?;
+                .map_err(|e| self.error("release continuations", e))?;
             released = Released::from_rows(&rows)?;
             enqueued += released.enqueued;
         }

@@ -6,37 +6,51 @@ use jobs::Result;
 use tokio_postgres::Row;
 
 use super::{big, ts};
+use crate::database::{Database, Template};
 use crate::error::{describe, PostgresError};
 use crate::row::column;
-use crate::storage::PostgresStorage;
 
-pub(crate) const REGISTER_SERVER: &str = "
+pub(crate) const REGISTER_SERVER: Template = Template::text(
+    "register server",
+    "
 INSERT INTO __SCHEMA__.servers (id, queues, workers, started_at, heartbeat_at)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (id) DO UPDATE
 SET queues = excluded.queues, workers = excluded.workers, started_at = excluded.started_at,
-    heartbeat_at = excluded.heartbeat_at";
+    heartbeat_at = excluded.heartbeat_at",
+);
 
-pub(crate) const HEARTBEAT: &str = "UPDATE __SCHEMA__.servers SET heartbeat_at = $2 WHERE id = $1";
+pub(crate) const HEARTBEAT: Template = Template::text(
+    "heartbeat",
+    "UPDATE __SCHEMA__.servers SET heartbeat_at = $2 WHERE id = $1",
+);
 
-pub(crate) const UNREGISTER_SERVER: &str = "DELETE FROM __SCHEMA__.servers WHERE id = $1";
+pub(crate) const UNREGISTER_SERVER: Template = Template::text(
+    "unregister server",
+    "DELETE FROM __SCHEMA__.servers WHERE id = $1",
+);
 
-pub(crate) const REMOVE_DEAD_SERVERS: &str =
-    "DELETE FROM __SCHEMA__.servers WHERE heartbeat_at < $1";
+pub(crate) const REMOVE_DEAD_SERVERS: Template = Template::text(
+    "remove dead servers",
+    "DELETE FROM __SCHEMA__.servers WHERE heartbeat_at < $1",
+);
 
-pub(crate) const SERVERS: &str = "
-SELECT id, queues, workers, started_at, heartbeat_at FROM __SCHEMA__.servers ORDER BY id";
+pub(crate) const SERVERS: Template = Template::text(
+    "servers",
+    "
+SELECT id, queues, workers, started_at, heartbeat_at FROM __SCHEMA__.servers ORDER BY id",
+);
 
 /// [`Storage::register_server`](jobs::Storage::register_server) on PostgreSQL.
 pub(crate) async fn register_server(
-    storage: &PostgresStorage,
+    storage: &Database,
     server: &ServerInfo,
     now: DateTime<Utc>,
 ) -> Result<()> {
     storage
         .execute(
             "register server",
-            &storage.inner.sql.register_server,
+            &storage.statement(&REGISTER_SERVER),
             &[
                 &server.id,
                 &server.queues,
@@ -51,14 +65,14 @@ pub(crate) async fn register_server(
 
 /// [`Storage::heartbeat`](jobs::Storage::heartbeat) on PostgreSQL.
 pub(crate) async fn heartbeat(
-    storage: &PostgresStorage,
+    storage: &Database,
     server_id: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
     storage
         .execute(
             "heartbeat",
-            &storage.inner.sql.heartbeat,
+            &storage.statement(&HEARTBEAT),
             &[&server_id, &ts(now)],
         )
         .await?;
@@ -66,11 +80,11 @@ pub(crate) async fn heartbeat(
 }
 
 /// [`Storage::unregister_server`](jobs::Storage::unregister_server) on PostgreSQL.
-pub(crate) async fn unregister_server(storage: &PostgresStorage, server_id: &str) -> Result<()> {
+pub(crate) async fn unregister_server(storage: &Database, server_id: &str) -> Result<()> {
     storage
         .execute(
             "unregister server",
-            &storage.inner.sql.unregister_server,
+            &storage.statement(&UNREGISTER_SERVER),
             &[&server_id],
         )
         .await?;
@@ -79,13 +93,13 @@ pub(crate) async fn unregister_server(storage: &PostgresStorage, server_id: &str
 
 /// [`Storage::remove_dead_servers`](jobs::Storage::remove_dead_servers) on PostgreSQL.
 pub(crate) async fn remove_dead_servers(
-    storage: &PostgresStorage,
+    storage: &Database,
     before: DateTime<Utc>,
 ) -> Result<usize> {
     let removed = storage
         .execute(
             "remove dead servers",
-            &storage.inner.sql.remove_dead_servers,
+            &storage.statement(&REMOVE_DEAD_SERVERS),
             &[&ts(before)],
         )
         .await?;
@@ -93,9 +107,9 @@ pub(crate) async fn remove_dead_servers(
 }
 
 /// [`Storage::servers`](jobs::Storage::servers) on PostgreSQL.
-pub(crate) async fn servers(storage: &PostgresStorage) -> Result<Vec<ServerRecord>> {
+pub(crate) async fn servers(storage: &Database) -> Result<Vec<ServerRecord>> {
     let rows = storage
-        .query("servers", &storage.inner.sql.servers, &[])
+        .query("servers", &storage.statement(&SERVERS), &[])
         .await?;
     Ok(rows.iter().map(server).collect::<Result<Vec<_>, _>>()?)
 }
