@@ -1,0 +1,122 @@
+//! Retries and scheduled jobs: Scheduled (or Enqueued when due at once), promoted at their time.
+
+use std::sync::Arc;
+
+use crate::job::JobState;
+use crate::storage::*;
+
+use super::{
+    at, complete, enqueue, error_data, fetch, fetch_from, ids, job, record, state, SERVER,
+};
+
+/// A retry is Scheduled with its reason, counts the failure, and is enqueued at its time.
+pub async fn retry_schedules_then_promotes(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let id = enqueue(storage, vec![job("a", "default")]).await[0];
+    fetch(storage, 1).await;
+    let reason = "Retry attempt 1 of 10: boom".to_owned();
+    complete(
+        storage,
+        id,
+        SERVER,
+        at(2),
+        Outcome::Retry {
+            run_at: at(32),
+            reason: reason.clone(),
+            data: error_data(),
+        },
+    )
+    .await;
+    let scheduled = record(storage, id).await;
+    assert_eq!(scheduled.state, JobState::Scheduled);
+    assert_eq!(scheduled.run_at, Some(at(32)));
+    assert_eq!(scheduled.retry_count, 1);
+    assert_eq!(
+        scheduled.error.as_ref().map(|e| e.message.as_str()),
+        Some("boom")
+    );
+    assert_eq!(
+        scheduled.history.last().and_then(|e| e.reason.clone()),
+        Some(reason)
+    );
+    assert_eq!(
+        storage
+            .promote_scheduled(at(31), 100)
+            .await
+            .expect("promote"),
+        0
+    );
+    assert_eq!(
+        storage
+            .promote_scheduled(at(32), 100)
+            .await
+            .expect("promote"),
+        1
+    );
+    assert_eq!(state(storage, id).await, JobState::Enqueued);
+    let again = fetch_from(storage, SERVER, &["default"], 1, at(33)).await;
+    assert_eq!(ids(&again), vec![id]);
+    assert_eq!(again[0].retry_count, 1);
+}
+
+/// A retry due no later than the attempt's end is Enqueued at once (at its place in the
+/// queue, the failed attempt counted), not Scheduled for the next promotion.
+pub async fn a_retry_due_at_once_is_enqueued(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let id = enqueue(storage, vec![job("retried", "default")]).await[0];
+    fetch(storage, 1).await;
+    complete(
+        storage,
+        id,
+        SERVER,
+        at(2),
+        Outcome::Retry {
+            run_at: at(2),
+            reason: "Retry attempt 1 of 3: boom".into(),
+            data: error_data(),
+        },
+    )
+    .await;
+    let record = record(storage, id).await;
+    assert_eq!(record.state, JobState::Enqueued);
+    assert_eq!(record.retry_count, 1);
+    let last = record.history.last().expect("history");
+    assert_eq!(last.reason.as_deref(), Some("Retry attempt 1 of 3: boom"));
+    assert!(last.data.error.is_some(), "the error is kept: {last:?}");
+    let again = fetch_from(storage, SERVER, &["default"], 1, at(2)).await;
+    assert_eq!(ids(&again), [id], "fetched again with no promotion");
+}
+
+/// A scheduled job becomes Enqueued at its time, not before.
+pub async fn scheduled_jobs_promote_at_their_time(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let scheduled = NewJob {
+        initial: InitialState::Scheduled { at: at(60) },
+        ..job("later", "default")
+    };
+    let id = enqueue(storage, vec![scheduled]).await[0];
+    let record = record(storage, id).await;
+    assert_eq!(
+        (record.state, record.run_at),
+        (JobState::Scheduled, Some(at(60)))
+    );
+    assert!(fetch(storage, 1).await.is_empty());
+    assert_eq!(
+        storage
+            .promote_scheduled(at(59), 10)
+            .await
+            .expect("promote"),
+        0
+    );
+    assert_eq!(
+        storage
+            .promote_scheduled(at(60), 10)
+            .await
+            .expect("promote"),
+        1
+    );
+    assert_eq!(
+        ids(&fetch_from(storage, SERVER, &["default"], 1, at(61)).await),
+        vec![id]
+    );
+}
