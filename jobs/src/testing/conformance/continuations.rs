@@ -339,3 +339,51 @@ pub async fn requeued_parent_rearms_deleted_children(storage: Arc<dyn Storage>) 
         "a user's delete stands"
     );
 }
+
+/// The reasons a decided continuation's history records are [`ContinuationReason`]'s, on
+/// every storage (PostgreSQL writes them in SQL): released, not met (down a chain too), and
+/// re-armed by a requeued parent.
+pub async fn continuation_reasons_are_the_same_everywhere(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let parent = enqueue(storage, vec![job("parent", "default")]).await[0];
+    let kids = enqueue(
+        storage,
+        vec![
+            child("on-success", parent, ContinueOn::Succeeded),
+            child("on-failure", parent, ContinueOn::Failed),
+        ],
+    )
+    .await;
+    let grandchild = enqueue(
+        storage,
+        vec![child("after", kids[1], ContinueOn::Succeeded)],
+    )
+    .await[0];
+    fetch(storage, 1).await;
+    complete(storage, parent, SERVER, at(2), succeeded(None)).await;
+    let last_reason = |record: JobRecord| record.history.last().and_then(|e| e.reason.clone());
+    assert_eq!(
+        last_reason(record(storage, kids[0]).await),
+        Some(ContinuationReason::released(parent, JobState::Succeeded))
+    );
+    assert_eq!(
+        last_reason(record(storage, kids[1]).await),
+        Some(ContinuationReason::not_met(parent, JobState::Succeeded))
+    );
+    assert_eq!(
+        last_reason(record(storage, grandchild).await),
+        Some(ContinuationReason::not_met(kids[1], JobState::Deleted))
+    );
+    assert!(storage
+        .requeue(parent, "requeued by a user", at(3))
+        .await
+        .expect("requeue"));
+    assert_eq!(
+        last_reason(record(storage, kids[1]).await),
+        Some(ContinuationReason::rearmed(parent))
+    );
+    assert_eq!(
+        last_reason(record(storage, grandchild).await),
+        Some(ContinuationReason::rearmed(kids[1]))
+    );
+}

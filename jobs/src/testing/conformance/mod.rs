@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             continuation_conditions,
             requeued_parent_rearms_deleted_children,
             continuations_added_while_parents_finish,
+            continuation_reasons_are_the_same_everywhere,
             recurring_upsert_list_pause_remove,
             recurring_claim_is_atomic,
             counts_and_listing,
