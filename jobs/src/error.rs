@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use crate::job::{JobId, JobState};
-
-/// A boxed error, as job functions and storages return them.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::job::{BoxError, JobId, JobState};
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::BoxError;
+/// A boxed error, as job functions and storages return them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The id of a stored job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

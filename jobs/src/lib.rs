@@ -60,7 +60,6 @@ mod context;
 mod cron;
 mod error;
 mod job;
-mod maintenance;
 mod queue;
 mod recurring;
 mod registry;
@@ -78,8 +77,10 @@ pub use client::Client;
 pub use container::{AnyService, Container, ServiceKey, Services};
 pub use context::JobContext;
 pub use cron::Cron;
-pub use error::{BoxError, Error, Result};
-pub use job::{IntoJobResult, Job, JobError, JobId, JobOptions, JobState, OnExhausted, RunResult};
+pub use error::{Error, Result};
+pub use job::{
+    BoxError, IntoJobResult, Job, JobError, JobId, JobOptions, JobState, OnExhausted, RunResult,
+};
 pub use queue::validate_queue;
 pub use recurring::RecurringOptions;
 pub use registry::{JobEntry, Registry};

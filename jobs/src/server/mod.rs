@@ -11,6 +11,7 @@ mod config;
 mod executor;
 mod health;
 mod heartbeat;
+mod maintenance;
 mod producer;
 mod worker;
 
@@ -218,7 +219,7 @@ impl Server {
         ));
         let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));
         let leases = tokio::spawn(heartbeat::renew_leases(shared.clone()));
-        let maintenance = tokio::spawn(crate::maintenance::run(shared.clone()));
+        let maintenance = tokio::spawn(maintenance::run(shared.clone()));
         Ok(ServerHandle {
             shared,
             tracker,

@@ -20,7 +20,7 @@ const PRUNE_BATCHES_PER_ROUND: usize = 5;
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     let interval = shared.config.maintenance_interval;
-    crate::server::every(shared, "maintenance", interval, |shared| async move {
+    super::every(shared, "maintenance", interval, |shared| async move {
         Some(tick(&shared).await)
     })
     .await;
