@@ -13,8 +13,8 @@ use super::Shared;
 use crate::storage::Completion;
 
 /// Outcomes on their way from the workers to the completer, with their jobs' claims: a worker
-/// adds one under a short lock, the completer takes them all at once (a channel copied each
-/// outcome in and out and cost a twentieth of the process benchmark's time).
+/// adds one under a short lock, the completer takes them all at once. Not a channel: an
+/// outcome is large, and a channel copies each one in and out on the hottest path.
 #[derive(Default)]
 pub(crate) struct Outbox {
     inbox: Mutex<Inbox>,
@@ -80,9 +80,9 @@ type Storing = Pin<Box<dyn Future<Output = Vec<Completion>> + Send>>;
 pub(crate) async fn run(shared: Arc<Shared>, outbox: Arc<Outbox>) {
     let limit = shared.config.completion_batch;
     // Outcomes not yet stored whose claims are given back at once, so fetching goes on while
-    // a batch is stored (with only the claims' worth, fetching stalled behind each batch:
-    // process benchmark 14.9k → 17.5k jobs/s). Beyond it, a slow storage keeps the finished
-    // jobs' claims, and through them slows the fetching, instead of piling up outcomes.
+    // a batch is stored (room for only the claims' worth stalls fetching behind every batch).
+    // Beyond it, a slow storage keeps the finished jobs' claims, and through them slows the
+    // fetching, instead of piling up outcomes.
     let room = shared.config.claims().max(limit);
     // Received and not yet being stored; the outcomes just taken; and the emptied last
     // batch, whose room the next one takes.
