@@ -6,8 +6,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::Notify;
 
+use super::claims::{give_back, merge, Claim};
 use super::health::{Backoff, MAX_BACKOFF};
 use super::Shared;
 use crate::storage::Completion;
@@ -25,13 +26,13 @@ pub(crate) struct Outbox {
 struct Inbox {
     completions: Vec<Completion>,
     /// The claims of the jobs whose outcomes are in `completions`, as one permit.
-    claims: Option<OwnedSemaphorePermit>,
+    claims: Option<Claim>,
 }
 
 impl Outbox {
     /// Adds a finished attempt and its job's claim (none for a job the storage returned
     /// beyond what was asked).
-    pub(crate) fn push(&self, completion: Completion, claim: Option<OwnedSemaphorePermit>) {
+    pub(crate) fn push(&self, completion: Completion, claim: Option<Claim>) {
         let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         let first = inbox.completions.is_empty();
         inbox.completions.push(completion);
@@ -43,7 +44,7 @@ impl Outbox {
     }
 
     /// Takes every outcome waiting (into `into`, which must be empty) and their claims.
-    fn take(&self, into: &mut Vec<Completion>) -> Option<OwnedSemaphorePermit> {
+    fn take(&self, into: &mut Vec<Completion>) -> Option<Claim> {
         let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::swap(&mut inbox.completions, into);
         inbox.claims.take()
@@ -52,25 +53,6 @@ impl Outbox {
     fn is_empty(&self) -> bool {
         let inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         inbox.completions.is_empty()
-    }
-}
-
-/// Adds `claim` to the claims in `into`.
-fn merge(into: &mut Option<OwnedSemaphorePermit>, claim: Option<OwnedSemaphorePermit>) {
-    match (into.as_mut(), claim) {
-        (Some(claims), Some(claim)) => claims.merge(claim),
-        (None, claim) => *into = claim,
-        (Some(_), None) => {}
-    }
-}
-
-/// Gives back up to `free` of the claims `held` (while fewer outcomes than the room wait).
-fn give_back(held: &mut Option<OwnedSemaphorePermit>, free: usize) {
-    if let Some(claims) = held {
-        drop(claims.split(free.min(claims.num_permits())));
-        if claims.num_permits() == 0 {
-            *held = None;
-        }
     }
 }
 
@@ -92,7 +74,7 @@ pub(crate) async fn run(shared: Arc<Shared>, outbox: Arc<Outbox>) {
     let mut storing: Option<Storing> = None;
     let mut in_flight = 0;
     // Claims kept back while the storage lags.
-    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut held: Option<Claim> = None;
     let mut stopping = false;
     loop {
         // One batch in flight at a time: outcomes that finish meanwhile make the next batch

@@ -6,6 +6,7 @@
 //! leases alive, and the `maintenance` loop (on the elected server only) promotes due jobs,
 //! rescues lapsed leases, fires recurring jobs and prunes.
 
+mod claims;
 mod completer;
 mod config;
 mod executor;
@@ -22,7 +23,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustc_hash::FxHashMap;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -214,7 +214,7 @@ impl Server {
         worker::start(&shared, &tracker, claimed, outbox);
         let producer = tokio::spawn(producer::run(
             shared.clone(),
-            Arc::new(Semaphore::new(shared.config.claims())),
+            claims::Claims::new(shared.config.claims()),
             jobs,
         ));
         let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));

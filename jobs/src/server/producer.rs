@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::claims::Claims;
 use super::health::{Backoff, MAX_BACKOFF};
 use super::worker::Claimed;
 use super::Shared;
@@ -16,15 +16,14 @@ use crate::storage::FetchRequest;
 /// Longest wait for half the slots to free up before fetching, while the queue is busy.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
 
-/// Claims jobs while `claims` (the jobs fetched and not finished: workers plus buffer) has
-/// room, and sends them to the workers. Dropping `workers` when it returns tells the workers
-/// that no more jobs come.
+/// Claims jobs while `claims` (see `claims.rs`) has room, and sends them to the workers.
+/// Dropping `workers` when it returns tells the workers that no more jobs come.
 pub(crate) async fn run(
     shared: Arc<Shared>,
-    claims: Arc<Semaphore>,
+    claims: Claims,
     workers: async_channel::Sender<Claimed>,
 ) {
-    let capacity = shared.config.claims();
+    let capacity = claims.capacity();
     // Whether the last fetch took all it asked for (more jobs are probably waiting).
     let mut busy = false;
     let mut backoff = Backoff::new(Duration::from_millis(100), MAX_BACKOFF);
@@ -38,31 +37,20 @@ pub(crate) async fn run(
                 () = shared.health.available() => {}
             }
         }
-        let first = tokio::select! {
+        let permits = tokio::select! {
             biased;
             () = shared.stop_fetching.cancelled() => return,
-            permit = claims.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
+            claims = claims.take() => claims,
         };
-        // One permit holding all the claims of this round: taken and given back in one
-        // step each, split off one claim per fetched job.
-        let mut permits = first;
-        take_free(&claims, &mut permits);
-        if busy && permits.num_permits() < capacity / 2 {
-            // The queue had more than the last fetch took: let a batch of slots free up (a
+        let Some(mut permits) = permits else {
+            return;
+        };
+        if busy {
+            // The queue had more than the last fetch took: let half the claims free up (a
             // short wait, one wake-up) rather than paying a round trip for a few jobs.
-            let missing = capacity / 2 - permits.num_permits();
-            let wait = claims
-                .clone()
-                .acquire_many_owned(u32::try_from(missing).unwrap_or(u32::MAX));
-            match tokio::time::timeout(BATCH_WAIT, wait).await {
-                Ok(Ok(more)) => permits.merge(more),
-                // Waited long enough (a timed-out wait gives back what it had): take what
-                // is free now.
-                _ => take_free(&claims, &mut permits),
-            }
+            claims
+                .wait_for(&mut permits, capacity / 2, BATCH_WAIT)
+                .await;
         }
         let now = shared.clock.now();
         let request = FetchRequest {
@@ -117,16 +105,6 @@ pub(crate) async fn run(
                 () = shared.stop_fetching.cancelled() => return,
                 () = shared.storage.wait_for_work(shared.config.poll_interval) => {}
             }
-        }
-    }
-}
-
-/// Adds every claim free right now to `permits`.
-fn take_free(claims: &Arc<Semaphore>, permits: &mut OwnedSemaphorePermit) {
-    let free = u32::try_from(claims.available_permits()).unwrap_or(u32::MAX);
-    if free > 0 {
-        if let Ok(more) = claims.clone().try_acquire_many_owned(free) {
-            permits.merge(more);
         }
     }
 }

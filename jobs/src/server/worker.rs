@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::claims::Claim;
 use super::completer::Outbox;
 use super::{executor, Shared};
 use crate::storage::FetchedJob;
@@ -18,7 +18,7 @@ pub(crate) struct Claimed {
     /// Cancels this execution (shutdown, or the job deleted while it runs).
     pub(crate) token: CancellationToken,
     /// Its place among the jobs fetched and not finished, given back by the completer.
-    pub(crate) claim: Option<OwnedSemaphorePermit>,
+    pub(crate) claim: Option<Claim>,
 }
 
 /// Starts `shared.config.workers` workers taking jobs from `jobs`. They end when the producer
