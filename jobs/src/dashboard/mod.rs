@@ -107,7 +107,10 @@
 
 mod actions;
 mod auth;
+mod context;
 mod csrf;
+mod error;
+mod flash;
 mod guard;
 mod pages;
 mod views;
@@ -234,7 +237,7 @@ impl Dashboard {
     /// serve at the root. It reads the peer address from
     /// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo).
     pub fn router(self) -> Router {
-        let shared = Arc::new(guard::Shared {
+        let shared = Arc::new(context::Shared {
             client: self.client,
             title: self.title,
             read_only: self.read_only,

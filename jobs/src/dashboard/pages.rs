@@ -8,10 +8,11 @@ use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::guard::{RequestCtx, Shared};
+use super::context::{RequestCtx, Shared};
+use super::error::{PageError, PageResult};
 use super::views::{
     self, absolute, action_bar, duration_ms, enc, first_bytes, form_fields, history_graph, pager,
     pretty_json, single_action, size, state_badge, time, time_full, truncate, Button, JobsNav,
@@ -29,50 +30,6 @@ const STALE_AFTER: TimeDelta = TimeDelta::minutes(1);
 /// How much of a job's arguments its page shows (64 KiB); the whole is a link away, so a
 /// page stays quick to load and render however large they are.
 const ARGUMENTS_SHOWN: usize = 64 * 1024;
-
-/// What can go wrong answering a request.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum PageError {
-    /// The storage failed.
-    #[error(transparent)]
-    Storage(#[from] crate::Error),
-    /// Nothing here.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request makes no sense.
-    #[error("{0}")]
-    BadRequest(String),
-    /// Not allowed (a bad CSRF token).
-    #[error("{0}")]
-    Forbidden(&'static str),
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, title) = match &self {
-            PageError::Storage(error) => {
-                tracing::error!(%error, "dashboard: storage error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Storage error")
-            }
-            PageError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
-            PageError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
-            PageError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden"),
-        };
-        let page = html! {
-            (DOCTYPE)
-            html lang="en" {
-                head { meta charset="utf-8"; title { (title) } }
-                body {
-                    h1 { (title) }
-                    p { (self.to_string()) }
-                }
-            }
-        };
-        (status, page).into_response()
-    }
-}
-
-type PageResult = Result<Markup, PageError>;
 
 /// The query parameters pages understand. All optional; bad values fall back to defaults.
 #[derive(Debug, Default, Deserialize)]

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::guard::{RequestCtx, Shared};
+use super::context::{RequestCtx, Shared};
 use crate::job::JobState;
 use crate::storage::{StatPoint, StateCounts};
 
