@@ -11,127 +11,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
+use super::context::{RequestCtx, Shared};
 use super::csrf;
-use super::guard::{RequestCtx, Shared, FLASH_COOKIE};
-use super::pages::PageError;
+use super::error::PageError;
+use super::flash::{Action, Flash, FLASH_COOKIE};
 use crate::job::JobId;
-
-/// An action on jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
-    Requeue,
-    /// Requeue under the name users see on scheduled and awaiting jobs: "Enqueue now".
-    Enqueue,
-    Delete,
-    Trigger,
-    Pause,
-    Resume,
-    Remove,
-}
-
-impl Action {
-    const ALL: [Action; 7] = [
-        Action::Requeue,
-        Action::Enqueue,
-        Action::Delete,
-        Action::Trigger,
-        Action::Pause,
-        Action::Resume,
-        Action::Remove,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Action::Requeue => "requeue",
-            Action::Enqueue => "enqueue",
-            Action::Delete => "delete",
-            Action::Trigger => "trigger",
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-            Action::Remove => "remove",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Action> {
-        Action::ALL
-            .into_iter()
-            .find(|action| action.as_str() == text)
-    }
-
-    fn past(self) -> &'static str {
-        match self {
-            Action::Requeue => "Requeued",
-            Action::Enqueue => "Enqueued",
-            Action::Delete => "Deleted",
-            Action::Trigger => "Triggered",
-            Action::Pause => "Paused",
-            Action::Resume => "Resumed",
-            Action::Remove => "Removed",
-        }
-    }
-
-    fn noun(self, count: usize) -> &'static str {
-        match (self, count) {
-            (Action::Requeue | Action::Enqueue | Action::Delete, 1) => "job",
-            (Action::Requeue | Action::Enqueue | Action::Delete, _) => "jobs",
-            (_, 1) => "recurring job",
-            _ => "recurring jobs",
-        }
-    }
-}
-
-/// The outcome of the previous action, carried to the next page in a short-lived cookie. Only
-/// this fixed shape is read back, so no text of the request's choosing is ever shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Flash {
-    action: Action,
-    done: usize,
-    failed: usize,
-}
-
-impl Flash {
-    pub(crate) fn parse(value: &str) -> Option<Flash> {
-        let mut fields = value.split('.');
-        let flash = Flash {
-            action: Action::parse(fields.next()?)?,
-            done: fields.next()?.parse().ok()?,
-            failed: fields.next()?.parse().ok()?,
-        };
-        fields.next().is_none().then_some(flash)
-    }
-
-    fn to_cookie_value(self) -> String {
-        format!("{}.{}.{}", self.action.as_str(), self.done, self.failed)
-    }
-
-    /// Whether something went wrong.
-    pub(crate) fn is_error(self) -> bool {
-        self.failed > 0
-    }
-
-    /// The message, in words.
-    pub(crate) fn message(self) -> String {
-        let Flash {
-            action,
-            done,
-            failed,
-        } = self;
-        match (done, failed) {
-            (0, 0) => "Nothing was selected.".to_owned(),
-            (done, 0) => format!("{} {done} {}.", action.past(), action.noun(done)),
-            (0, failed) => format!(
-                "{failed} {} could not be {}: see the log.",
-                action.noun(failed),
-                action.past().to_lowercase()
-            ),
-            (done, failed) => format!(
-                "{} {done} {}; {failed} could not be: see the log.",
-                action.past(),
-                action.noun(done)
-            ),
-        }
-    }
-}
 
 /// The most items one action may touch (a page shows at most 100).
 const MAX_IDS: usize = 1000;
@@ -227,11 +111,7 @@ pub(crate) async fn jobs(
         .map(|id| id.trim().parse::<JobId>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| PageError::BadRequest("job ids are numbers".to_owned()))?;
-    let mut flash = Flash {
-        action,
-        done: 0,
-        failed: 0,
-    };
+    let mut flash = Flash::new(action);
     for id in ids {
         let outcome = match action {
             Action::Requeue | Action::Enqueue => shared.client.requeue(id).await,
@@ -263,11 +143,7 @@ pub(crate) async fn recurring(
         )));
     };
     let form = read_form(&shared, &ctx, &body)?;
-    let mut flash = Flash {
-        action,
-        done: 0,
-        failed: 0,
-    };
+    let mut flash = Flash::new(action);
     for id in &form.ids {
         let client = &shared.client;
         let outcome = match action {
@@ -296,37 +172,6 @@ pub(crate) async fn recurring(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flash_round_trips_and_rejects_anything_else() {
-        let flash = Flash {
-            action: Action::Requeue,
-            done: 3,
-            failed: 1,
-        };
-        assert_eq!(Flash::parse(&flash.to_cookie_value()), Some(flash));
-        assert_eq!(
-            flash.message(),
-            "Requeued 3 jobs; 1 could not be: see the log."
-        );
-        let enqueued = Flash {
-            action: Action::Enqueue,
-            done: 1,
-            failed: 0,
-        };
-        assert_eq!(Flash::parse(&enqueued.to_cookie_value()), Some(enqueued));
-        assert_eq!(enqueued.message(), "Enqueued 1 job.");
-        for bad in [
-            "",
-            "requeue",
-            "requeue.1",
-            "requeue.1.2.3",
-            "hack.1.1",
-            "requeue.x.1",
-        ] {
-            assert_eq!(Flash::parse(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn back_stays_inside_the_dashboard() {

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request, State};
 use axum::http::request::Parts;
@@ -12,78 +11,10 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::{host, Access, AuthRequest, DashboardAuth};
-use super::csrf::{self, CsrfKey, Nonce};
-use crate::client::Client;
-
-/// The dashboard's configuration, shared by every request.
-pub(crate) struct Shared {
-    pub(crate) client: Client,
-    pub(crate) title: String,
-    pub(crate) read_only: bool,
-    pub(crate) auth: Arc<dyn DashboardAuth>,
-    pub(crate) csrf: CsrfKey,
-    pub(crate) poll_interval: Duration,
-}
-
-/// What the guard learned about a request, for its handler.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestCtx {
-    /// The path the dashboard is nested at, without a trailing slash ("" at the root).
-    pub(crate) base: String,
-    /// Whether action buttons are shown and POSTs accepted.
-    pub(crate) can_act: bool,
-    /// The nonce of the CSRF cookie (new if the request had none).
-    pub(crate) nonce: Nonce,
-    /// Whether `nonce` came from the request's cookie (a POST needs it to).
-    pub(crate) nonce_from_cookie: bool,
-    /// The token forms carry.
-    pub(crate) csrf_token: String,
-    /// The path and query of this request, relative to `base` (where actions come back to).
-    pub(crate) here: String,
-    /// The message left by the previous action, if any.
-    pub(crate) flash: Option<super::actions::Flash>,
-}
-
-impl RequestCtx {
-    /// An absolute URL path to `path` (which starts with `/`) inside the dashboard.
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The overview's URL.
-    pub(crate) fn home(&self) -> String {
-        if self.base.is_empty() {
-            "/".to_owned()
-        } else {
-            self.base.clone()
-        }
-    }
-
-    /// The path cookies are scoped to.
-    fn cookie_path(&self) -> &str {
-        if self.base.is_empty() {
-            "/"
-        } else {
-            &self.base
-        }
-    }
-
-    /// A `Set-Cookie` value for a dashboard cookie (`max_age` 0 removes it).
-    pub(crate) fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
-        let mut cookie = format!(
-            "{name}={value}; Path={}; HttpOnly; SameSite=Strict",
-            self.cookie_path()
-        );
-        if let Some(max_age) = max_age {
-            cookie.push_str(&format!("; Max-Age={max_age}"));
-        }
-        cookie
-    }
-}
-
-/// The flash cookie's name.
-pub(crate) const FLASH_COOKIE: &str = "jobs_dashboard_flash";
+use super::auth::{host, Access, AuthRequest};
+use super::context::{RequestCtx, Shared};
+use super::csrf::{self, Nonce};
+use super::flash::{Flash, FLASH_COOKIE};
 
 /// Where the dashboard is nested: the original path less the path the router sees.
 fn base_path(request: &Request) -> String {
@@ -177,7 +108,7 @@ pub(crate) async fn guard(
     let nonce_from_cookie = from_cookie.is_some();
     let nonce = from_cookie.unwrap_or_else(Nonce::random);
     let flash = if reading {
-        cookie(&parts.headers, FLASH_COOKIE).and_then(super::actions::Flash::parse)
+        cookie(&parts.headers, FLASH_COOKIE).and_then(Flash::parse)
     } else {
         None
     };

@@ -105,12 +105,24 @@
 //!   Content-Security-Policy (no inline script or style), `X-Frame-Options: DENY` and
 //!   `Cache-Control: no-store`.
 
+// The insides, in layers: a module imports only modules of the layers before its own.
+// 1. `auth`, `csrf`, `flash` (the flash cookie), `error` (PageError), `format` (values in words);
+// 2. `context`: the router's state and what the guard learned about the request;
+// 3. `query`: a list's filters and paging;
+// 4. `guard`: the middleware; `actions`: the POST handlers; `templates`: the view models
+//    and their markup;
+// 5. `pages`: the GET handlers, which fill the view models.
 mod actions;
 mod auth;
+mod context;
 mod csrf;
+mod error;
+mod flash;
+mod format;
 mod guard;
 mod pages;
-mod views;
+mod query;
+mod templates;
 
 use std::fmt;
 use std::future::Future;
@@ -234,7 +246,7 @@ impl Dashboard {
     /// serve at the root. It reads the peer address from
     /// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo).
     pub fn router(self) -> Router {
-        let shared = Arc::new(guard::Shared {
+        let shared = Arc::new(context::Shared {
             client: self.client,
             title: self.title,
             read_only: self.read_only,
