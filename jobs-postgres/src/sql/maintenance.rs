@@ -209,20 +209,7 @@ pub(crate) async fn promote_scheduled(
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<usize> {
-    if limit == 0 {
-        return Ok(0);
-    }
-    let promoted = storage
-        .count_query(
-            "promote scheduled",
-            &storage.statement(&PROMOTE_SCHEDULED),
-            &[&ts(now), &big(limit), &storage.channel],
-        )
-        .await?;
-    if promoted > 0 {
-        storage.wake();
-    }
-    Ok(promoted)
+    requeue_due(storage, "promote scheduled", &PROMOTE_SCHEDULED, now, limit).await
 }
 
 /// [`Storage::rescue_expired`](jobs::Storage::rescue_expired) on PostgreSQL.
@@ -231,20 +218,32 @@ pub(crate) async fn rescue_expired(
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<usize> {
+    requeue_due(storage, "rescue expired", &RESCUE_EXPIRED, now, limit).await
+}
+
+/// Runs `statement`, which moves up to `limit` jobs due at `now` to their queues and notifies
+/// once, and wakes this process's servers if it moved any.
+async fn requeue_due(
+    storage: &Database,
+    operation: &'static str,
+    statement: &Template,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<usize> {
     if limit == 0 {
         return Ok(0);
     }
-    let rescued = storage
+    let moved = storage
         .count_query(
-            "rescue expired",
-            &storage.statement(&RESCUE_EXPIRED),
+            operation,
+            &storage.statement(statement),
             &[&ts(now), &big(limit), &storage.channel],
         )
         .await?;
-    if rescued > 0 {
+    if moved > 0 {
         storage.wake();
     }
-    Ok(rescued)
+    Ok(moved)
 }
 
 /// [`Storage::prune`](jobs::Storage::prune) on PostgreSQL.
