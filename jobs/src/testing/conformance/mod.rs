@@ -23,6 +23,7 @@ mod continuations;
 mod dashboard;
 mod enqueue;
 mod fetch_complete;
+mod history;
 mod pruning;
 mod recurring;
 mod retries;
@@ -32,6 +33,7 @@ pub use continuations::*;
 pub use dashboard::*;
 pub use enqueue::*;
 pub use fetch_complete::*;
+pub use history::*;
 pub use pruning::*;
 pub use recurring::*;
 pub use retries::*;
@@ -91,6 +93,7 @@ macro_rules! conformance_tests {
             requeued_parent_rearms_deleted_children,
             continuations_added_while_parents_finish,
             continuation_reasons_are_the_same_everywhere,
+            history_entries_carry_their_data,
             recurring_upsert_list_pause_remove,
             recurring_claim_is_atomic,
             counts_and_listing,
