@@ -52,7 +52,7 @@
 //!   | table | holds |
 //!   | --- | --- |
 //!   | `jobs` | one narrow row per job: state, queue position, lease, parent, result, error |
-//!   | `job_history` | one row per state change but Processing (append-only), read only by the job's page; the row ending an attempt carries its Processing entry, the running attempt's is the job row, and so are the first entry of a job created Enqueued with no reason and a Succeeded job's entry with its attempt's (a plain enqueue and a success write no history row) |
+//!   | `job_history` | the job's history entries, append-only, read only by the job's page; three kinds of entry live on the job row instead (a plain enqueue's first entry, the running attempt, a worker's success), so a job that is enqueued and succeeds writes one row (the data model: `docs/storage.md` in the repository) |
 //!   | `recurring_jobs` | CRON definitions; a firing is a compare-and-set on `next_run` |
 //!   | `servers`, `leader` | running servers with heartbeats; the maintenance leader's lease |
 //!   | `stats` | succeeded / failed counts per hour, sharded per connection |
