@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "attempts", "0005_attempts"),
     migration!(6, "row_entries", "0006_row_entries"),
     migration!(7, "state_index", "0007_state_index"),
+    migration!(8, "entries", "0008_entries"),
 ];
 
 /// The newest schema version this crate knows.

@@ -330,3 +330,268 @@ async fn an_unreachable_database_is_a_clear_error() {
         "{error}"
     );
 }
+
+/// One job in each state and on each path an entry can take (row-held or a history row):
+/// returns their ids. Made at the newest version through the storage itself.
+async fn jobs_in_every_state(storage: &PostgresStorage) -> Vec<JobId> {
+    let now = chrono::Utc::now();
+    let later = now + chrono::TimeDelta::hours(1);
+    let earlier = now - chrono::TimeDelta::hours(1);
+    let new = |name: &str, initial: InitialState| NewJob {
+        initial,
+        ..job(name)
+    };
+    let ids = storage
+        .enqueue(
+            vec![
+                job("rescued"),
+                job("running"),
+                job("succeeded"),
+                job("failed"),
+                job("retrying"),
+                job("succeeded-then-deleted"),
+                job("deleted-then-requeued"),
+                job("enqueued"),
+            ],
+            now,
+        )
+        .await
+        .expect("enqueue");
+    let [rescued, running, succeeded, failed, retrying, deleted, requeued, enqueued] =
+        ids[..].try_into().expect("eight ids");
+    let later_ids = storage
+        .enqueue(
+            vec![
+                new("scheduled", InitialState::Scheduled { at: later }),
+                new("promoted", InitialState::Scheduled { at: earlier }),
+                new(
+                    "awaiting",
+                    InitialState::Awaiting {
+                        parent: running,
+                        on: jobs::storage::ContinueOn::Succeeded,
+                    },
+                ),
+                new(
+                    "released",
+                    InitialState::Awaiting {
+                        parent: succeeded,
+                        on: jobs::storage::ContinueOn::Succeeded,
+                    },
+                ),
+                new(
+                    "not-met",
+                    InitialState::Awaiting {
+                        parent: succeeded,
+                        on: jobs::storage::ContinueOn::Failed,
+                    },
+                ),
+            ],
+            now,
+        )
+        .await
+        .expect("enqueue");
+    let queues = ["default".to_owned()];
+    let fetch = |limit: usize, lease_until| FetchRequest {
+        server_id: "server-a",
+        queues: &queues,
+        limit,
+        now,
+        lease_until,
+    };
+    // `rescued` is taken with a lease already lapsed (its server stopped renewing it).
+    let lapsed = storage.fetch(fetch(1, earlier)).await.expect("fetch");
+    let fetched = storage.fetch(fetch(6, later)).await.expect("fetch");
+    assert_eq!(
+        lapsed
+            .iter()
+            .chain(&fetched)
+            .map(|job| job.id)
+            .collect::<Vec<_>>(),
+        ids[..7].to_vec()
+    );
+    let error = |message: &str| StateData {
+        error: Some(jobs::JobError::new("test::Error", message)),
+        attempt: Some(1),
+        server: Some("server-a".into()),
+        ..StateData::default()
+    };
+    let done = |id: JobId, outcome: Outcome| Completion {
+        id,
+        server_id: "server-a".into(),
+        at: now,
+        outcome,
+    };
+    storage
+        .complete(&[
+            done(
+                succeeded,
+                Outcome::Succeeded {
+                    data: StateData {
+                        result: Some(serde_json::json!({"total": 3})),
+                        attempt: Some(1),
+                        server: Some("server-a".into()),
+                        ..StateData::default()
+                    },
+                },
+            ),
+            done(
+                failed,
+                Outcome::Failed {
+                    reason: "boom".into(),
+                    data: error("boom"),
+                },
+            ),
+            done(
+                retrying,
+                Outcome::Retry {
+                    run_at: later,
+                    reason: "Retry attempt 1 of 3: flaky".into(),
+                    data: error("flaky"),
+                },
+            ),
+            done(
+                deleted,
+                Outcome::Succeeded {
+                    data: StateData::default(),
+                },
+            ),
+            done(
+                requeued,
+                Outcome::Failed {
+                    reason: "broken".into(),
+                    data: error("broken"),
+                },
+            ),
+        ])
+        .await
+        .expect("complete");
+    assert!(storage
+        .delete(deleted, "by hand", now)
+        .await
+        .expect("delete"));
+    assert!(storage
+        .delete(requeued, "by hand", now)
+        .await
+        .expect("delete"));
+    assert!(storage
+        .requeue(requeued, "by hand again", now)
+        .await
+        .expect("requeue"));
+    assert_eq!(storage.rescue_expired(now, 10).await.expect("rescue"), 1);
+    assert_eq!(
+        storage.promote_scheduled(now, 10).await.expect("promote"),
+        1
+    );
+    let mut all = ids.clone();
+    all.extend(later_ids);
+    let records = storage.jobs(&all).await.expect("read");
+    let mut states: Vec<JobState> = records.iter().map(|record| record.state).collect();
+    states.sort_by_key(|state| state.as_str());
+    states.dedup();
+    assert_eq!(states.len(), JobState::ALL.len(), "every state: {states:?}");
+    assert_eq!(records[0].state, JobState::Enqueued, "{rescued} rescued");
+    assert_eq!(records[7].state, JobState::Enqueued, "{enqueued} untouched");
+    all
+}
+
+/// What a down migration below 0005 loses, as its file says: the Processing entries of the
+/// attempts that ended (a running attempt's entry is kept).
+fn without_ended_attempts(mut record: jobs::storage::JobRecord) -> jobs::storage::JobRecord {
+    let last = record.history.len().saturating_sub(1);
+    let history = std::mem::take(&mut record.history);
+    record.history = history
+        .into_iter()
+        .enumerate()
+        .filter(|(index, entry)| entry.state != JobState::Processing || *index == last)
+        .map(|(_, entry)| entry)
+        .collect();
+    record
+}
+
+/// From each earlier version (reached by the down migrations, which convert the stored jobs to
+/// that version's layout) up to the newest: every job reads back as it was, in every state,
+/// and the storage goes on running them.
+#[tokio::test]
+async fn every_version_migrates_up_with_jobs_in_every_state() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage();
+    let ids = jobs_in_every_state(storage).await;
+    let before = storage.jobs(&ids).await.expect("read");
+    let newest = jobs_postgres::latest_version();
+    for version in (1..newest).rev() {
+        let reverted = storage.migrate_down_to(version).await.expect("down");
+        assert_eq!(
+            reverted,
+            ((version + 1)..=newest).rev().collect::<Vec<_>>(),
+            "down to {version}"
+        );
+        assert_eq!(
+            storage.applied_migrations().await.expect("status"),
+            (1..=version).collect::<Vec<_>>()
+        );
+        let applied = storage.migrate().await.expect("up");
+        assert_eq!(applied, ((version + 1)..=newest).collect::<Vec<_>>());
+        let after = storage.jobs(&ids).await.expect("read");
+        assert_eq!(
+            after.len(),
+            before.len(),
+            "no job lost from version {version}"
+        );
+        for (was, is) in before.iter().zip(after) {
+            if version >= 5 {
+                assert_eq!(&is, was, "{} from version {version}", was.name);
+            } else {
+                assert_eq!(
+                    without_ended_attempts(is),
+                    without_ended_attempts(was.clone()),
+                    "{} from version {version}",
+                    was.name
+                );
+            }
+        }
+    }
+
+    // The migrated jobs still run: the running one completes and releases its continuation,
+    // the Enqueued ones are fetched in their queue's order (the rescued and the untouched at
+    // their original places, then each in the order it went to the tail).
+    let now = chrono::Utc::now();
+    let running = ids[1];
+    storage
+        .complete(&[Completion {
+            id: running,
+            server_id: "server-a".into(),
+            at: now,
+            outcome: Outcome::Succeeded {
+                data: StateData::default(),
+            },
+        }])
+        .await
+        .expect("complete after migrations");
+    let record = storage.job(running).await.expect("read").expect("exists");
+    assert_eq!(record.state, JobState::Succeeded);
+    let queues = ["default".to_owned()];
+    let fetched = storage
+        .fetch(FetchRequest {
+            server_id: "server-b",
+            queues: &queues,
+            limit: 100,
+            now,
+            lease_until: now + chrono::TimeDelta::seconds(60),
+        })
+        .await
+        .expect("fetch after migrations");
+    let names: Vec<&str> = fetched.iter().map(|job| &*job.name).collect();
+    assert_eq!(
+        names,
+        [
+            "rescued",
+            "enqueued",
+            "released",
+            "deleted-then-requeued",
+            "promoted",
+            "awaiting"
+        ],
+        "each back in its queue at its place"
+    );
+    schema.teardown().await;
+}

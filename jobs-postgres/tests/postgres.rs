@@ -654,6 +654,64 @@ async fn sql_continuation_decision_matches_the_rust_table() {
     schema.teardown().await;
 }
 
+/// Each entry's data that SQL builds (migrations 0005, 0006, 0008) is the JSON of the
+/// `StateData` constructor it mirrors, key for key: renaming a field fails here, not in a
+/// reader.
+#[tokio::test]
+async fn sql_entry_data_matches_rust() {
+    let schema = TestSchema::new().await;
+    let client = schema.storage().pool().get().await.expect("connection");
+    let s = format!("\"{}\"", schema.schema());
+    let built = |sql: String| {
+        let client = &client;
+        async move {
+            let value: serde_json::Value = client.query_one(&sql, &[]).await.expect(&sql).get(0);
+            value
+        }
+    };
+    let rust = |data: StateData| serde_json::to_value(data).expect("serialize");
+    for (sql, expected) in [
+        (
+            format!("SELECT {s}.enqueued_data('mail', NULL)"),
+            StateData::enqueued("mail", None),
+        ),
+        (
+            format!("SELECT {s}.enqueued_data('mail', 7)"),
+            StateData::enqueued("mail", Some(JobId(7))),
+        ),
+        (
+            format!("SELECT {s}.awaiting_data(7)"),
+            StateData::awaiting(JobId(7)),
+        ),
+        (
+            format!("SELECT {s}.attempt_data('server-a', 2)"),
+            StateData::processing("server-a", 3),
+        ),
+        (
+            format!(
+                "SELECT {s}.succeeded_entry_data('{{\"server\": \"a\", \"attempt\": 1}}', 'null')"
+            ),
+            StateData {
+                server: Some("a".into()),
+                attempt: Some(1),
+                result: Some(serde_json::Value::Null),
+                ..StateData::default()
+            },
+        ),
+        (
+            format!("SELECT {s}.succeeded_entry_data('{{\"attempt\": 1}}', NULL)"),
+            StateData {
+                attempt: Some(1),
+                ..StateData::default()
+            },
+        ),
+    ] {
+        assert_eq!(built(sql.clone()).await, rust(expected), "{sql}");
+    }
+    drop(client);
+    schema.teardown().await;
+}
+
 /// Many continuations released at once keep their creation order in the queue.
 #[tokio::test]
 async fn released_siblings_keep_their_order() {

@@ -34,7 +34,8 @@ promoted AS (
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
-    SELECT id, 'enqueued', $1, 'scheduled time reached', jsonb_build_object('queue', queue)
+    SELECT id, 'enqueued', $1, 'scheduled time reached',
+           __SCHEMA__.enqueued_data(queue, NULL)
     FROM promoted ORDER BY position
 ),
 notified AS (

@@ -10,73 +10,60 @@ use super::ts;
 use crate::database::{Database, Db, Template};
 use crate::row;
 
-/// Moves a job to Deleted unless it already is. Returns its previous state (no row: no job).
-pub(crate) fn delete_sql() -> String {
-    manual_change_sql("deleted", "", "'{}'::jsonb", "SELECT state FROM target")
-}
-
-/// Moves a job to the tail of its queue unless it is Enqueued already. Returns its previous
-/// state (no row: no job).
-pub(crate) fn requeue_sql() -> String {
-    manual_change_sql(
-        "enqueued",
-        ", position = nextval('__SCHEMA__.job_positions'), enqueued_at = $3",
-        "jsonb_build_object('queue', changed.queue)",
-        ", notified AS (
-             SELECT pg_notify($4, '') FROM changed
-         )
-         SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0",
-    )
-}
-
-/// A manual state change (delete, requeue) of job `$1` to `state` with reason `$2` at `$3`,
-/// unless it is in that state already: `set` adds to the row's update, `data` is the new
-/// entry's data, `tail` ends the statement (`, more AS (…)` CTEs, then the final `SELECT`).
+/// A manual state change of job `$1` to `$5` (`deleted` or `enqueued`) with reason `$2` at
+/// `$3`, unless it is in that state already. Returns its previous state (no row: no job). A
+/// requeue goes to the tail of its queue and wakes the servers listening on `$4`.
 ///
 /// The history row of the new state carries the Processing entry of the attempt it ends (a
 /// running job's, from the row: migration 0005). A Succeeded job's own entry and its
 /// attempt's, held by the row (migration 0006), are written out first, as a history row of
 /// their own.
-pub(crate) fn manual_change_sql(state: &str, set: &str, data: &str, tail: &str) -> String {
-    format!(
-        "WITH target AS (
-             SELECT id, state, state_at, server_id, retry_count, result, succeeded_data, started_at
-             FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
-         ),
-         changed AS (
-             UPDATE __SCHEMA__.jobs AS job
-             SET state = '{state}', state_at = $3, run_at = NULL, server_id = NULL,
-                 lease_until = NULL, succeeded_data = NULL, started_at = NULL{set}
-             FROM target
-             WHERE job.id = target.id AND target.state <> '{state}'
-             RETURNING job.id, job.queue
-         ),
-         history AS (
-             INSERT INTO __SCHEMA__.job_history
-                 (job_id, state, at, reason, data, attempt_at, attempt_data)
-             SELECT job_id, state, at, reason, data, attempt_at, attempt_data
-             FROM (
-                     SELECT 0 AS ord, target.id AS job_id, 'succeeded' AS state,
-                            target.state_at AS at, NULL::text AS reason,
-                            __SCHEMA__.succeeded_entry_data(target.succeeded_data, target.result)
-                                AS data,
-                            target.started_at AS attempt_at,
-                            __SCHEMA__.attempt_data(target.server_id, target.retry_count)
-                                AS attempt_data
-                     FROM target WHERE target.succeeded_data IS NOT NULL
-                 UNION ALL
-                     SELECT 1, changed.id, '{state}', $3, $2, {data},
-                            CASE WHEN target.state = 'processing' THEN target.state_at END,
-                            CASE WHEN target.state = 'processing'
-                                 THEN __SCHEMA__.attempt_data(target.server_id, target.retry_count)
-                            END
-                     FROM changed, target
-             ) AS entries
-             ORDER BY ord
-         )
-         {tail}"
-    )
-}
+pub(crate) const CHANGE: Template = Template::text(
+    "manual change",
+    "
+WITH target AS (
+    SELECT id, state, state_at, server_id, retry_count, result, succeeded_data, started_at
+    FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
+),
+changed AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = $5::text, state_at = $3, run_at = NULL, server_id = NULL,
+        lease_until = NULL, succeeded_data = NULL, started_at = NULL,
+        position = CASE WHEN $5::text = 'enqueued' THEN nextval('__SCHEMA__.job_positions')
+                        ELSE job.position END,
+        enqueued_at = CASE WHEN $5::text = 'enqueued' THEN $3 ELSE job.enqueued_at END
+    FROM target
+    WHERE job.id = target.id AND target.state <> $5::text
+    RETURNING job.id, job.queue
+),
+history AS (
+    INSERT INTO __SCHEMA__.job_history
+        (job_id, state, at, reason, data, attempt_at, attempt_data)
+    SELECT job_id, state, at, reason, data, attempt_at, attempt_data
+    FROM (
+            SELECT 0 AS ord, target.id AS job_id, 'succeeded' AS state,
+                   target.state_at AS at, NULL::text AS reason,
+                   __SCHEMA__.succeeded_entry_data(target.succeeded_data, target.result) AS data,
+                   target.started_at AS attempt_at,
+                   __SCHEMA__.attempt_data(target.server_id, target.retry_count) AS attempt_data
+            FROM target WHERE target.succeeded_data IS NOT NULL
+        UNION ALL
+            SELECT 1, changed.id, $5::text, $3, $2,
+                   CASE WHEN $5::text = 'enqueued'
+                        THEN __SCHEMA__.enqueued_data(changed.queue, NULL) ELSE '{}'::jsonb END,
+                   CASE WHEN target.state = 'processing' THEN target.state_at END,
+                   CASE WHEN target.state = 'processing'
+                        THEN __SCHEMA__.attempt_data(target.server_id, target.retry_count)
+                   END
+            FROM changed, target
+    ) AS entries
+    ORDER BY ord
+),
+notified AS (
+    SELECT pg_notify($4, '') FROM changed WHERE $5::text = 'enqueued'
+)
+SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0",
+);
 
 /// Puts back to Awaiting the continuations a requeued parent's deletion had deleted (their last
 /// history reason starts with `$3`), down the chain.
@@ -107,53 +94,98 @@ rearmed AS (
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
     SELECT id, 'awaiting', $2, 'parent job ' || parent_id || ' was requeued',
-           jsonb_build_object('parent', parent_id)
+           __SCHEMA__.awaiting_data(parent_id)
     FROM rearmed ORDER BY depth, id
 )
 SELECT count(*) FROM rearmed",
 );
 
-/// [`Storage::delete`](jobs::Storage::delete) on PostgreSQL.
+/// [`Storage::delete`](jobs::Storage::delete) on PostgreSQL: the change, then the release of
+/// the continuations that can no longer run (or run on any outcome), down the chain.
 pub(crate) async fn delete(
     storage: &Database,
     id: JobId,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    change(storage, id, reason, now, JobState::Deleted).await
+}
+
+/// [`Storage::requeue`](jobs::Storage::requeue) on PostgreSQL: the change, then the re-arming
+/// of the continuations its deletion had deleted.
+pub(crate) async fn requeue(
+    storage: &Database,
+    id: JobId,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    change(storage, id, reason, now, JobState::Enqueued).await
+}
+
+/// Moves job `id` to `to` (Deleted or Enqueued) in one transaction with what that does to its
+/// continuations. `Ok(false)`: it was in that state already.
+async fn change(
+    storage: &Database,
+    id: JobId,
+    reason: &str,
+    now: DateTime<Utc>,
+    to: JobState,
+) -> Result<bool> {
+    let operation = match to {
+        JobState::Enqueued => "requeue",
+        _ => "delete",
+    };
+    let failed = |e| storage.error(operation, e);
     let now = ts(now);
     let mut client = storage.client().await?;
-    let (delete, release) = {
+    let (change, follow_up) = {
         let db = storage.db(&client);
+        let follow_up = match to {
+            JobState::Enqueued => &REARM,
+            _ => &super::release::RELEASE,
+        };
         (
-            db.prepare("delete", &storage.statement(&DELETE)).await?,
-            db.prepare(
-                "release continuations",
-                &storage.statement(&super::release::RELEASE),
-            )
-            .await?,
+            db.prepare(operation, &storage.statement(&CHANGE)).await?,
+            db.prepare(operation, &storage.statement(follow_up)).await?,
         )
     };
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| storage.error("delete", e))?;
+    let tx = client.transaction().await.map_err(failed)?;
+    let state = to.as_str();
+    let change_params: [&(dyn ToSql + Sync); 5] = [&id.0, &reason, &now, &storage.channel, &state];
+    let previous = |target: Option<tokio_postgres::Row>| -> Result<String> {
+        let target = target.ok_or(Error::JobNotFound(id))?;
+        Ok(row::column(&target, "state", &|| format!("job {id}"))?)
+    };
+    if to == JobState::Enqueued {
+        let previous = previous(
+            tx.query_opt(&change, &change_params)
+                .await
+                .map_err(failed)?,
+        )?;
+        if previous == state {
+            return Ok(false);
+        }
+        tx.query(&follow_up, &[&id.0, &now, &CONTINUATION_NOT_MET])
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        storage.wake();
+        return Ok(true);
+    }
+    // The release reads the deletion's effect: the two are pipelined in one transaction.
     let parents = [id.0];
     let parents = &parents[..];
     let times = [now];
     let times = &times[..];
-    let delete_params: [&(dyn ToSql + Sync); 3] = [&id.0, &reason, &now];
     let release_params: [&(dyn ToSql + Sync); 4] =
         [&parents, &times, &storage.channel, &CONTINUATION_NOT_MET];
     let (target, released) = tokio::try_join!(
         biased;
-        tx.query_opt(&delete, &delete_params),
-        tx.query(&release, &release_params),
+        tx.query_opt(&change, &change_params),
+        tx.query(&follow_up, &release_params),
     )
-    .map_err(|e| storage.error("delete", e))?;
-    let Some(target) = target else {
-        return Err(Error::JobNotFound(id));
-    };
-    let previous: String = row::column(&target, "state", &|| format!("job {id}"))?;
+    .map_err(failed)?;
+    let previous = previous(target)?;
     let db = Db {
         client: tx.client(),
         cache: Some(&tx.statement_cache),
@@ -166,51 +198,6 @@ pub(crate) async fn delete(
     {
         storage.wake();
     }
-    tx.commit().await.map_err(|e| storage.error("delete", e))?;
-    Ok(previous != JobState::Deleted.as_str())
+    tx.commit().await.map_err(failed)?;
+    Ok(previous != state)
 }
-
-/// [`Storage::requeue`](jobs::Storage::requeue) on PostgreSQL.
-pub(crate) async fn requeue(
-    storage: &Database,
-    id: JobId,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<bool> {
-    let now = ts(now);
-    let mut client = storage.client().await?;
-    let (requeue, rearm) = {
-        let db = storage.db(&client);
-        (
-            db.prepare("requeue", &storage.statement(&REQUEUE)).await?,
-            db.prepare("requeue", &storage.statement(&REARM)).await?,
-        )
-    };
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| storage.error("requeue", e))?;
-    let target = tx
-        .query_opt(&requeue, &[&id.0, &reason, &now, &storage.channel])
-        .await
-        .map_err(|e| storage.error("requeue", e))?;
-    let Some(target) = target else {
-        return Err(Error::JobNotFound(id));
-    };
-    let previous: String = row::column(&target, "state", &|| format!("job {id}"))?;
-    if previous == JobState::Enqueued.as_str() {
-        return Ok(false);
-    }
-    tx.query(&rearm, &[&id.0, &now, &CONTINUATION_NOT_MET])
-        .await
-        .map_err(|e| storage.error("requeue", e))?;
-    tx.commit().await.map_err(|e| storage.error("requeue", e))?;
-    storage.wake();
-    Ok(true)
-}
-
-/// Deletes a job (see `delete_sql`).
-pub(crate) const DELETE: Template = Template::built("delete", delete_sql);
-
-/// Requeues a job (see `requeue_sql`).
-pub(crate) const REQUEUE: Template = Template::built("requeue", requeue_sql);

@@ -1,12 +1,13 @@
 //! Every operation of the storage, one module per operation or small family, each holding
-//! its SQL, the parameters it binds and the rows it reads back; [`Sql`] holds the statements
-//! `impl Storage for PostgresStorage` (in `storage.rs`) delegates to these; each runs on the
-//! [`Database`](crate::database::Database), which substitutes the schema into each statement
-//! once.
+//! its SQL (a [`Template`](crate::database::Template)), the parameters it binds and the rows it
+//! reads back. `impl Storage for PostgresStorage` (in `storage.rs`) delegates to these; each
+//! runs on the [`Database`](crate::database::Database).
 //!
-//! The templates name tables as `__SCHEMA__.table`; [`Sql::new`] substitutes the quoted schema
+//! The templates name tables as `__SCHEMA__.table`; the database substitutes the quoted schema
 //! once per storage, and each statement is prepared once per connection (deadpool's statement
 //! cache). Parameters are typed with casts so a statement prepares the same way everywhere.
+//! What a job's history is made of, and which SQL function builds each entry's data, is in
+//! `docs/storage.md`.
 
 pub(crate) mod complete;
 pub(crate) mod dashboard;

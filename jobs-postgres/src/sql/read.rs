@@ -17,10 +17,8 @@ pub(crate) const RECORD_COLUMNS: &str = "
           WHERE child.parent_id = job.id ORDER BY child.id) AS children";
 
 /// The jobs `$1` names that exist, in its order, with their whole histories (one snapshot: each
-/// record and its history agree). Processing entries are not rows of their own (migration
-/// 0005): each comes from the history row of the state that ended its attempt, and the running
-/// attempt's from the job row; the first entry of a job created Enqueued with no reason, and a
-/// Succeeded job's entry with its attempt's, come from the job row too (migration 0006).
+/// record and its history agree), read from `job_entries`, the view that gathers every entry
+/// wherever it is stored (migration 0008, and docs/storage.md).
 pub(crate) fn jobs_sql() -> String {
     format!(
         "SELECT {RECORD_COLUMNS},
@@ -31,33 +29,8 @@ pub(crate) fn jobs_sql() -> String {
                     array_agg(e.at ORDER BY e.seq, e.step) AS ats,
                     array_agg(e.reason ORDER BY e.seq, e.step) AS reasons,
                     array_agg(e.data ORDER BY e.seq, e.step) AS data
-             FROM (
-                     -- Created Enqueued with no reason: the first entry (history rows have
-                     -- `seq` from 1).
-                     SELECT 0 AS seq, 1 AS step, 'enqueued' AS state, job.created_at AS at,
-                            NULL::text AS reason, jsonb_build_object('queue', job.queue) AS data
-                     WHERE job.created_enqueued
-                 UNION ALL
-                     -- The Processing entry of the attempt a history row ended comes first.
-                     SELECT h.seq, 0, 'processing', h.attempt_at, NULL, h.attempt_data
-                     FROM __SCHEMA__.job_history AS h
-                     WHERE h.job_id = job.id AND h.attempt_at IS NOT NULL
-                 UNION ALL
-                     SELECT h.seq, 1, h.state, h.at, h.reason, h.data
-                     FROM __SCHEMA__.job_history AS h WHERE h.job_id = job.id
-                 UNION ALL
-                     -- The running attempt is the row itself; so is a success with the attempt
-                     -- that succeeded, until a delete or requeue writes them out.
-                     SELECT 9223372036854775807, 0, 'processing',
-                            CASE WHEN job.state = 'processing' THEN job.state_at
-                                 ELSE job.started_at END,
-                            NULL, __SCHEMA__.attempt_data(job.server_id, job.retry_count)
-                     WHERE job.state = 'processing' OR job.succeeded_data IS NOT NULL
-                 UNION ALL
-                     SELECT 9223372036854775807, 1, 'succeeded', job.state_at, NULL,
-                            __SCHEMA__.succeeded_entry_data(job.succeeded_data, job.result)
-                     WHERE job.succeeded_data IS NOT NULL
-             ) AS e
+             FROM __SCHEMA__.job_entries AS e
+             WHERE e.job_id = job.id
          ) AS history ON true
          WHERE job.id = ANY($1::bigint[])
          ORDER BY array_position($1::bigint[], job.id)"

@@ -87,7 +87,7 @@ history AS (
                 ELSE $4::text || ': parent job ' || parent_id || ' is ' || initcap(parent_state)
            END,
            CASE WHEN state = 'enqueued'
-                THEN jsonb_build_object('queue', queue, 'parent', parent_id)
+                THEN __SCHEMA__.enqueued_data(queue, parent_id)
                 ELSE '{}'::jsonb
            END
     FROM released ORDER BY depth, id

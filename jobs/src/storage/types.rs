@@ -48,9 +48,8 @@ impl NewJob {
                 JobState::Enqueued,
                 self.recurring.as_ref().map(RecurringOrigin::reason),
                 StateData {
-                    queue: Some(self.queue.clone()),
                     occurrence: self.recurring.as_ref().map(|origin| origin.occurrence),
-                    ..StateData::default()
+                    ..StateData::enqueued(&self.queue, None)
                 },
             ),
             InitialState::Scheduled { at } => (
@@ -61,14 +60,9 @@ impl NewJob {
                     ..StateData::default()
                 },
             ),
-            InitialState::Awaiting { parent, .. } => (
-                JobState::Awaiting,
-                None,
-                StateData {
-                    parent: Some(parent),
-                    ..StateData::default()
-                },
-            ),
+            InitialState::Awaiting { parent, .. } => {
+                (JobState::Awaiting, None, StateData::awaiting(parent))
+            }
         }
     }
 }
@@ -370,6 +364,38 @@ pub struct StateData {
     /// For a job fired by a recurring job: the occurrence it was fired for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurrence: Option<DateTime<Utc>>,
+}
+
+/// The data of the entries a storage records by itself (the others carry what the worker
+/// reported). PostgreSQL builds the same in SQL, one function each (`enqueued_data`,
+/// `awaiting_data`, `attempt_data`, migrations 0005 and 0008); its test
+/// `sql_entry_data_matches_rust` holds them equal.
+impl StateData {
+    /// Enqueued in `queue`, by continuation of `parent` if given.
+    pub fn enqueued(queue: &str, parent: Option<JobId>) -> StateData {
+        StateData {
+            queue: Some(queue.to_owned()),
+            parent,
+            ..StateData::default()
+        }
+    }
+
+    /// Awaiting `parent`.
+    pub fn awaiting(parent: JobId) -> StateData {
+        StateData {
+            parent: Some(parent),
+            ..StateData::default()
+        }
+    }
+
+    /// Processing on `server`, attempt `attempt` (1-based).
+    pub fn processing(server: &str, attempt: u32) -> StateData {
+        StateData {
+            server: Some(server.to_owned()),
+            attempt: Some(attempt),
+            ..StateData::default()
+        }
+    }
 }
 
 /// One entry of a job's state history.
