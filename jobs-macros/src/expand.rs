@@ -12,7 +12,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Item, LitStr};
 
-use crate::attr;
+use crate::attr::{self, OnExhausted};
 use crate::errors::Errors;
 use crate::input::{self, FieldSerde, FnKind, JobFn, Param};
 
@@ -469,10 +469,9 @@ fn registry_entry(job: &JobFn, private: &TokenStream) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let retry_delays = &options.retry_delays;
-    let on_exhausted = if options.delete_on_exhausted {
-        quote!(#private::OnExhausted::Delete)
-    } else {
-        quote!(#private::OnExhausted::Fail)
+    let on_exhausted = match options.on_exhausted {
+        OnExhausted::Fail => quote!(#private::OnExhausted::Fail),
+        OnExhausted::Delete => quote!(#private::OnExhausted::Delete),
     };
     let timeout = match options.timeout_ms {
         Some(millis) => {

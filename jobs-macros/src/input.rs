@@ -145,8 +145,8 @@ pub(crate) struct Options {
     pub(crate) retries: Option<u32>,
     /// `retry_delays`, in seconds; empty for the server's policy.
     pub(crate) retry_delays: Vec<u64>,
-    /// `on_exhausted = "delete"`.
-    pub(crate) delete_on_exhausted: bool,
+    /// `on_exhausted = "..."` (`"fail"` unless given).
+    pub(crate) on_exhausted: attr::OnExhausted,
     /// `timeout`, in milliseconds.
     pub(crate) timeout_ms: Option<u64>,
     /// The path of the `jobs` crate (`::jobs` unless `crate = ...`).
@@ -650,10 +650,10 @@ fn options(attrs: &JobAttrs) -> Options {
             .as_ref()
             .map(|delays| delays.value.clone())
             .unwrap_or_default(),
-        delete_on_exhausted: attrs
+        on_exhausted: attrs
             .on_exhausted
             .as_ref()
-            .is_some_and(|on| on.value == attr::OnExhausted::Delete),
+            .map_or(attr::OnExhausted::Fail, |on| on.value),
         timeout_ms: attrs.timeout.as_ref().map(|timeout| timeout.value),
         krate: attrs
             .krate

@@ -182,16 +182,15 @@ fn outcome(
         error.type_name.as_str(),
         JobError::UNKNOWN_JOB | JobError::INVALID_ARGUMENTS
     );
-    let options = entry.map_or(JobOptions::DEFAULT, |entry| entry.options);
     let decision = if permanent {
         RetryDecision::Exhausted { of: 0 }
     } else {
         // The policy is the user's code, run outside the job's own panic capture: a panic
         // here would end this worker and leave the job Processing under a lease kept alive.
-        let policy = shared.retry_policy(&job.name);
-        match catch_unwind(AssertUnwindSafe(|| {
-            retry::decide(policy, &options, attempt, &error)
-        })) {
+        let policy = shared
+            .retry
+            .of(entry.map_or(&*job.name, |entry| entry.name));
+        match catch_unwind(AssertUnwindSafe(|| retry::decide(policy, attempt, &error))) {
             Ok(decision) => decision,
             Err(panic) => {
                 let message = JobError::from_panic(panic.as_ref()).message;
@@ -226,7 +225,10 @@ fn outcome(
             reason,
             data,
         },
-        RetryDecision::Exhausted { .. } => match options.on_exhausted {
+        RetryDecision::Exhausted { .. } => match entry
+            .map_or(JobOptions::DEFAULT, |entry| entry.options)
+            .on_exhausted
+        {
             OnExhausted::Delete if !permanent => Outcome::Deleted { reason, data },
             _ => Outcome::Failed { reason, data },
         },

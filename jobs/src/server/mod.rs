@@ -18,7 +18,6 @@ mod worker;
 
 pub use config::ServerBuilder;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -32,7 +31,7 @@ use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::job::JobId;
 use crate::registry::Registry;
-use crate::retry::RetryPolicy;
+use crate::retry::RetryPolicies;
 use crate::storage::{ServerInfo, Storage};
 use config::ServerConfig;
 
@@ -73,8 +72,8 @@ pub(crate) struct Shared {
     pub(crate) container: Arc<dyn Container>,
     pub(crate) config: ServerConfig,
     pub(crate) server_id: Arc<str>,
-    pub(crate) retry: Arc<dyn RetryPolicy>,
-    pub(crate) job_retry: HashMap<String, Arc<dyn RetryPolicy>>,
+    /// The retry policy of each job.
+    pub(crate) retry: RetryPolicies,
     /// Running jobs and their cancellation tokens.
     pub(crate) running: Mutex<FxHashMap<JobId, CancellationToken>>,
     /// Fires first on shutdown: no more fetching.
@@ -90,12 +89,6 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn running(&self) -> MutexGuard<'_, FxHashMap<JobId, CancellationToken>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn retry_policy(&self, name: &str) -> &dyn RetryPolicy {
-        self.job_retry
-            .get(name)
-            .map_or(self.retry.as_ref(), |policy| policy.as_ref())
     }
 }
 
@@ -168,12 +161,11 @@ impl Server {
             shared: Arc::new(Shared {
                 storage: builder.storage,
                 clock: builder.clock,
-                registry,
                 container: builder.container,
                 config: builder.config,
                 server_id: server_id().into(),
-                retry: builder.retry,
-                job_retry: builder.job_retry,
+                retry: RetryPolicies::new(builder.retry, builder.job_retry, &registry),
+                registry,
                 running: Mutex::new(FxHashMap::default()),
                 stop_fetching: CancellationToken::new(),
                 cancel_jobs,
