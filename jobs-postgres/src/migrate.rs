@@ -112,11 +112,55 @@ async fn begin(client: &Client, schema: &str) -> Result<Vec<u32>, PostgresError>
 
 /// Applies every migration not applied yet. Returns the versions it applied.
 pub(crate) async fn up(client: &mut Client, schema: &str) -> Result<Vec<u32>, PostgresError> {
+    apply(client, schema, Direction::Up).await
+}
+
+/// Reverts every applied migration newer than `version`, newest first. Returns the versions
+/// it reverted.
+pub(crate) async fn down_to(
+    client: &mut Client,
+    schema: &str,
+    version: u32,
+) -> Result<Vec<u32>, PostgresError> {
+    apply(client, schema, Direction::DownTo(version)).await
+}
+
+/// Which way a run goes, and the names its steps fail under.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Up,
+    DownTo(u32),
+}
+
+impl Direction {
+    /// The operation names of its begin, bookkeeping and commit steps.
+    fn steps(self) -> [&'static str; 3] {
+        match self {
+            Direction::Up => [
+                "migrate (begin)",
+                "migrate (record version)",
+                "migrate (commit)",
+            ],
+            Direction::DownTo(_) => [
+                "migrate down (begin)",
+                "migrate down (record version)",
+                "migrate down (commit)",
+            ],
+        }
+    }
+}
+
+/// Runs, in one transaction under the schema's lock, every migration `direction` calls for
+/// (up: those not applied, oldest first; down: the applied ones newer than its version,
+/// newest first), recording each in `jobs_migrations`. Returns their versions.
+async fn apply(
+    client: &mut Client,
+    schema: &str,
+    direction: Direction,
+) -> Result<Vec<u32>, PostgresError> {
+    let [begun, record, commit] = direction.steps();
     let quoted = quote_identifier(schema);
-    let transaction = client
-        .transaction()
-        .await
-        .map_err(|e| failed("migrate (begin)", e))?;
+    let transaction = client.transaction().await.map_err(|e| failed(begun, e))?;
     let applied = begin(transaction.client(), schema).await?;
     if let Some(unknown) = applied.iter().find(|v| **v > latest_version()) {
         tracing::warn!(
@@ -125,32 +169,49 @@ pub(crate) async fn up(client: &mut Client, schema: &str) -> Result<Vec<u32>, Po
             "the schema has a migration this version of jobs-postgres does not know"
         );
     }
+    let due: Vec<&Migration> = match direction {
+        Direction::Up => MIGRATIONS
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .collect(),
+        Direction::DownTo(to) => MIGRATIONS
+            .iter()
+            .rev()
+            .filter(|m| m.version > to && applied.contains(&m.version))
+            .collect(),
+    };
     let mut ran = Vec::new();
-    for migration in MIGRATIONS {
-        if applied.contains(&migration.version) {
-            continue;
-        }
-        run(&transaction, migration, migration.up, &quoted).await?;
+    for migration in due {
         let version = i32::try_from(migration.version).unwrap_or(i32::MAX);
-        transaction
-            .execute(
-                &format!("INSERT INTO {quoted}.jobs_migrations (version, name) VALUES ($1, $2)"),
-                &[&version, &migration.name],
-            )
-            .await
-            .map_err(|e| failed("migrate (record version)", e))?;
+        let sql = match direction {
+            Direction::Up => migration.up,
+            Direction::DownTo(_) => migration.down,
+        };
+        run(&transaction, migration, sql, &quoted).await?;
+        let recorded = match direction {
+            Direction::Up => {
+                let insert =
+                    format!("INSERT INTO {quoted}.jobs_migrations (version, name) VALUES ($1, $2)");
+                transaction
+                    .execute(&insert, &[&version, &migration.name])
+                    .await
+            }
+            Direction::DownTo(_) => {
+                let delete = format!("DELETE FROM {quoted}.jobs_migrations WHERE version = $1");
+                transaction.execute(&delete, &[&version]).await
+            }
+        };
+        recorded.map_err(|e| failed(record, e))?;
         tracing::info!(
             schema,
             version = migration.version,
             name = migration.name,
-            "applied migration"
+            up = matches!(direction, Direction::Up),
+            "ran migration"
         );
         ran.push(migration.version);
     }
-    transaction
-        .commit()
-        .await
-        .map_err(|e| failed("migrate (commit)", e))?;
+    transaction.commit().await.map_err(|e| failed(commit, e))?;
     Ok(ran)
 }
 
@@ -170,48 +231,6 @@ async fn run(
             message: describe(&source),
             source,
         })
-}
-
-/// Reverts every applied migration newer than `version`, newest first. Returns the versions
-/// it reverted.
-pub(crate) async fn down_to(
-    client: &mut Client,
-    schema: &str,
-    version: u32,
-) -> Result<Vec<u32>, PostgresError> {
-    let quoted = quote_identifier(schema);
-    let transaction = client
-        .transaction()
-        .await
-        .map_err(|e| failed("migrate down (begin)", e))?;
-    let applied = begin(transaction.client(), schema).await?;
-    let mut reverted = Vec::new();
-    for migration in MIGRATIONS.iter().rev() {
-        if migration.version <= version || !applied.contains(&migration.version) {
-            continue;
-        }
-        run(&transaction, migration, migration.down, &quoted).await?;
-        let stored = i32::try_from(migration.version).unwrap_or(i32::MAX);
-        transaction
-            .execute(
-                &format!("DELETE FROM {quoted}.jobs_migrations WHERE version = $1"),
-                &[&stored],
-            )
-            .await
-            .map_err(|e| failed("migrate down (record version)", e))?;
-        tracing::info!(
-            schema,
-            version = migration.version,
-            name = migration.name,
-            "reverted migration"
-        );
-        reverted.push(migration.version);
-    }
-    transaction
-        .commit()
-        .await
-        .map_err(|e| failed("migrate down (commit)", e))?;
-    Ok(reverted)
 }
 
 /// The versions applied to `schema` (empty if it was never migrated).
