@@ -12,9 +12,9 @@
 -- for Processing jobs). A statement that moves it out of Succeeded (delete, requeue) first
 -- writes that entry as a history row, as the completion did before.
 --
--- Each was a third or more of the rows and index entries its statement wrote (`enqueue-batch` and
--- `process` benchmarks, PostgreSQL CPU per 1,000 jobs: see the README's Performance). Jobs
--- created or finished before keep their stored rows (the new columns are false / NULL).
+-- Each was a third or more of the rows and index entries its statement wrote, on the two
+-- statements every job passes through (enqueue and completion). Jobs created or finished
+-- before keep their stored rows (the new columns are false / NULL).
 ALTER TABLE __SCHEMA__.jobs
     ADD COLUMN created_enqueued boolean NOT NULL DEFAULT false,
     ADD COLUMN succeeded_data   jsonb,
