@@ -81,9 +81,7 @@ pub(super) fn rescued(server: &str, at: DateTime<Utc>) -> HistoryEntry {
     HistoryEntry {
         state: JobState::Enqueued,
         at,
-        reason: Some(format!(
-            "lease expired: server {server} stopped responding"
-        )),
+        reason: Some(format!("lease expired: server {server} stopped responding")),
         data: StateData::default(),
     }
 }

@@ -120,13 +120,13 @@ impl Storage for MemoryStorage {
     }
 
     async fn complete(&self, completions: &[Completion]) -> Result<()> {
-        let requeued = {
+        let mut requeued = false;
+        {
             let mut state = self.lock();
-            completions
-                .iter()
-                .filter_map(|completion| state.complete(completion))
-                .fold(false, |requeued, to| requeued || to == JobState::Enqueued)
-        };
+            for completion in completions {
+                requeued |= state.complete(completion) == Some(JobState::Enqueued);
+            }
+        }
         if requeued {
             self.wake();
         }
@@ -182,7 +182,10 @@ impl Storage for MemoryStorage {
 
     async fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         let state = self.lock();
-        Ok(state.jobs.get(&id).map(|job| job.to_record(&state.jobs, true)))
+        Ok(state
+            .jobs
+            .get(&id)
+            .map(|job| job.to_record(&state.jobs, true)))
     }
 
     async fn wait_for_work(&self, max_wait: Duration) {

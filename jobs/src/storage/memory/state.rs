@@ -83,8 +83,7 @@ impl State {
         let state = entry.state;
         job.state = state;
         job.state_at = entry.at;
-        job.run_at = (state == JobState::Scheduled)
-            .then(|| entry.data.run_at.unwrap_or(entry.at));
+        job.run_at = (state == JobState::Scheduled).then(|| entry.data.run_at.unwrap_or(entry.at));
         if state != JobState::Processing {
             // A fetch leases the job once it is Processing; any other state ends the lease.
             job.lease = None;
@@ -118,7 +117,8 @@ impl State {
                 queue.insert(job.position, id);
             }
             JobState::Scheduled => {
-                self.scheduled.insert((job.run_at.unwrap_or(job.state_at), id));
+                self.scheduled
+                    .insert((job.run_at.unwrap_or(job.state_at), id));
             }
             JobState::Processing => {
                 self.processing.insert(id);
@@ -325,9 +325,7 @@ impl State {
     /// Returns the state the job moved to.
     pub(super) fn complete(&mut self, completion: &Completion) -> Option<JobState> {
         let job = self.jobs.get_mut(&completion.id)?;
-        if job.state != JobState::Processing
-            || job.server() != Some(&*completion.server_id)
-        {
+        if job.state != JobState::Processing || job.server() != Some(&*completion.server_id) {
             return None;
         }
         let outcome = &completion.outcome;
