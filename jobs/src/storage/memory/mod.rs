@@ -195,20 +195,21 @@ impl Storage for MemoryStorage {
     async fn promote_scheduled(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
         let promoted = {
             let mut state = self.lock();
-            let due: Vec<JobId> = state
+            let due: Vec<(JobId, HistoryEntry)> = state
                 .scheduled
                 .iter()
                 .take_while(|(run_at, _)| *run_at <= now)
                 .take(limit)
-                .map(|(_, id)| *id)
+                .filter_map(|(_, id)| {
+                    let job = state.jobs.get(id)?;
+                    Some((*id, history::promoted(&job.queue, now)))
+                })
                 .collect();
-            for id in &due {
-                if let Some(job) = state.jobs.get(id) {
-                    let entry = history::promoted(&job.queue, now);
-                    state.transition(*id, entry, Placement::Tail);
-                }
+            let promoted = due.len();
+            for (id, entry) in due {
+                state.transition(id, entry, Placement::Tail);
             }
-            due.len()
+            promoted
         };
         if promoted > 0 {
             self.wake();
@@ -219,20 +220,22 @@ impl Storage for MemoryStorage {
     async fn rescue_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
         let rescued = {
             let mut state = self.lock();
-            let expired: Vec<(JobId, String)> = state
+            let expired: Vec<(JobId, HistoryEntry)> = state
                 .processing
                 .iter()
                 .filter_map(|id| {
                     let job = state.jobs.get(id)?;
                     let lapsed = job.lease.as_ref().is_none_or(|lease| lease.until < now);
-                    lapsed.then(|| (*id, job.server().unwrap_or_default().to_owned()))
+                    let server = job.server().unwrap_or_default();
+                    lapsed.then(|| (*id, history::rescued(server, now)))
                 })
                 .take(limit)
                 .collect();
-            for (id, server) in &expired {
-                state.transition(*id, history::rescued(server, now), Placement::Original);
+            let rescued = expired.len();
+            for (id, entry) in expired {
+                state.transition(id, entry, Placement::Original);
             }
-            expired.len()
+            rescued
         };
         if rescued > 0 {
             self.wake();
@@ -261,8 +264,7 @@ impl Storage for MemoryStorage {
             );
         }
         for (_, id) in &doomed {
-            state.unindex(*id);
-            state.jobs.remove(id);
+            state.remove(*id);
         }
         Ok(doomed.len())
     }

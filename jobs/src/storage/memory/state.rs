@@ -133,8 +133,15 @@ impl State {
         }
     }
 
+    /// Forgets a job (pruning). Its parent's `children` keeps its id: reads leave out the
+    /// children that no longer exist.
+    pub(super) fn remove(&mut self, id: JobId) {
+        self.unindex(id);
+        self.jobs.remove(&id);
+    }
+
     /// Removes the job from the index of its state.
-    pub(super) fn unindex(&mut self, id: JobId) {
+    fn unindex(&mut self, id: JobId) {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
