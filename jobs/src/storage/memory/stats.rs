@@ -2,20 +2,26 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::storage::types::Outcome;
 
-/// Succeeded and failed attempts per hour, keyed by the hour's start. Kept apart from the jobs
-/// so the counts outlive pruning.
+/// Succeeded and failed attempts per hour, keyed by the hour's number since the Unix epoch
+/// (UTC hours: a day is 24 of them, whatever the time zone of the reader). Kept apart from the
+/// jobs, so the counts outlive pruning.
 #[derive(Debug, Default)]
-pub(super) struct Stats(BTreeMap<DateTime<Utc>, Counts>);
+pub(super) struct Stats(BTreeMap<i64, Counts>);
 
 /// The outcomes of one hour, or of a span of hours.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Counts {
     pub(super) succeeded: u64,
     pub(super) failed: u64,
+}
+
+/// The number of the hour `at` is in.
+fn hour(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(3600)
 }
 
 impl Stats {
@@ -26,8 +32,7 @@ impl Stats {
         if !succeeded && !outcome.failed_attempt() {
             return;
         }
-        let hour = at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at);
-        let counts = self.0.entry(hour).or_default();
+        let counts = self.0.entry(hour(at)).or_default();
         if succeeded {
             counts.succeeded += 1;
         } else {
@@ -35,10 +40,11 @@ impl Stats {
         }
     }
 
-    /// The sum of the hours from `from` (inclusive) to `to` (exclusive).
+    /// The sum of the hours from the one `from` is in to the one before `to`'s (both whole
+    /// hours when they are the bounds of a statistics bucket).
     pub(super) fn between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Counts {
         self.0
-            .range(from..to)
+            .range(hour(from)..hour(to))
             .fold(Counts::default(), |sum, (_, counts)| Counts {
                 succeeded: sum.succeeded + counts.succeeded,
                 failed: sum.failed + counts.failed,
