@@ -17,6 +17,7 @@
 //! continuations, so the state, the indexes and the history cannot disagree. The entries
 //! themselves are built in [`history`], one function per kind.
 
+mod by_time;
 mod history;
 mod job;
 mod state;

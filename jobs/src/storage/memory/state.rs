@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use nohash_hasher::{IntMap, IntSet};
 use rustc_hash::FxHashMap;
 
+use super::by_time::ByTime;
 use super::history;
 use super::job::{Lease, StoredJob};
 use super::stats::Stats;
@@ -32,7 +33,7 @@ pub(super) struct State {
     /// Processing jobs (for rescue).
     pub(super) processing: IntSet<JobId>,
     /// Succeeded and Deleted jobs, by the time they finished (for pruning).
-    pub(super) finished: BTreeSet<(DateTime<Utc>, JobId)>,
+    pub(super) finished: ByTime,
     /// Failed jobs, by the time they failed (for pruning).
     pub(super) failed: BTreeSet<(DateTime<Utc>, JobId)>,
     pub(super) recurring: BTreeMap<String, RecurringJob>,
@@ -159,7 +160,7 @@ impl State {
                 self.processing.remove(&id);
             }
             JobState::Succeeded | JobState::Deleted => {
-                self.finished.remove(&(job.state_at, id));
+                self.finished.remove((job.state_at, id));
             }
             JobState::Failed => {
                 self.failed.remove(&(job.state_at, id));
