@@ -78,6 +78,29 @@ impl MemoryStorage {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The maintenance passes that put jobs back in their queues (promotion, rescue): `pick`
+    /// chooses the jobs and their Enqueued entries, each goes to its queue as `placement`
+    /// says, and the servers are woken once the lock is let go. Returns how many moved.
+    fn enqueue_picked(
+        &self,
+        placement: Placement,
+        pick: impl FnOnce(&State) -> Vec<(JobId, HistoryEntry)>,
+    ) -> usize {
+        let moved = {
+            let mut state = self.lock();
+            let picked = pick(&state);
+            let moved = picked.len();
+            for (id, entry) in picked {
+                state.transition(id, entry, placement);
+            }
+            moved
+        };
+        if moved > 0 {
+            self.wake();
+        }
+        moved
+    }
+
     fn wake(&self) {
         self.inner.work.notify_waiters();
         self.inner.work.notify_one();
@@ -194,9 +217,8 @@ impl Storage for MemoryStorage {
     }
 
     async fn promote_scheduled(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
-        let promoted = {
-            let mut state = self.lock();
-            let due: Vec<(JobId, HistoryEntry)> = state
+        let promoted = self.enqueue_picked(Placement::Tail, |state| {
+            state
                 .scheduled
                 .iter()
                 .take_while(|(run_at, _)| *run_at <= now)
@@ -205,23 +227,14 @@ impl Storage for MemoryStorage {
                     let job = state.jobs.get(id)?;
                     Some((*id, history::promoted(&job.queue, now)))
                 })
-                .collect();
-            let promoted = due.len();
-            for (id, entry) in due {
-                state.transition(id, entry, Placement::Tail);
-            }
-            promoted
-        };
-        if promoted > 0 {
-            self.wake();
-        }
+                .collect()
+        });
         Ok(promoted)
     }
 
     async fn rescue_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {
-        let rescued = {
-            let mut state = self.lock();
-            let expired: Vec<(JobId, HistoryEntry)> = state
+        let rescued = self.enqueue_picked(Placement::Original, |state| {
+            state
                 .processing
                 .iter()
                 .filter_map(|id| {
@@ -231,16 +244,8 @@ impl Storage for MemoryStorage {
                     lapsed.then(|| (*id, history::rescued(server, now)))
                 })
                 .take(limit)
-                .collect();
-            let rescued = expired.len();
-            for (id, entry) in expired {
-                state.transition(id, entry, Placement::Original);
-            }
-            rescued
-        };
-        if rescued > 0 {
-            self.wake();
-        }
+                .collect()
+        });
         Ok(rescued)
     }
 
