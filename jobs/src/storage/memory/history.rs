@@ -1,7 +1,8 @@
 //! The history entries the storage records: one function per kind of entry, as listed in
 //! `docs/storage.md`. What PostgreSQL records too comes from the shared definitions in
-//! [`types`](crate::storage::types) (the first entry, outcomes, continuation reasons), so the
-//! two storages cannot word or fill an entry differently.
+//! [`types`](crate::storage::types) (the first entry, outcomes, continuation reasons, and the
+//! `StateData` constructors PostgreSQL's SQL functions mirror), so the two storages cannot
+//! word or fill an entry differently.
 
 use chrono::{DateTime, Utc};
 
@@ -25,11 +26,7 @@ pub(super) fn started(server: &str, attempt: u32, at: DateTime<Utc>) -> HistoryE
         state: JobState::Processing,
         at,
         reason: None,
-        data: StateData {
-            server: Some(server.to_owned()),
-            attempt: Some(attempt),
-            ..StateData::default()
-        },
+        data: StateData::processing(server, attempt),
     }
 }
 
@@ -69,10 +66,7 @@ fn enqueued(queue: &str, reason: String, at: DateTime<Utc>) -> HistoryEntry {
         state: JobState::Enqueued,
         at,
         reason: Some(reason),
-        data: StateData {
-            queue: Some(queue.to_owned()),
-            ..StateData::default()
-        },
+        data: StateData::enqueued(queue, None),
     }
 }
 
@@ -97,11 +91,7 @@ pub(super) fn released(
         state: JobState::Enqueued,
         at,
         reason: Some(ContinuationReason::released(parent, parent_state)),
-        data: StateData {
-            queue: Some(queue.to_owned()),
-            parent: Some(parent),
-            ..StateData::default()
-        },
+        data: StateData::enqueued(queue, Some(parent)),
     }
 }
 
@@ -121,9 +111,6 @@ pub(super) fn rearmed(parent: JobId, at: DateTime<Utc>) -> HistoryEntry {
         state: JobState::Awaiting,
         at,
         reason: Some(ContinuationReason::rearmed(parent)),
-        data: StateData {
-            parent: Some(parent),
-            ..StateData::default()
-        },
+        data: StateData::awaiting(parent),
     }
 }
