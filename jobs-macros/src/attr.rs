@@ -22,6 +22,8 @@ pub(crate) mod kw {
     pub(crate) const ALIASES: &str = "aliases";
     /// `queue = "..."`: the queue the job is enqueued to.
     pub(crate) const QUEUE: &str = "queue";
+    /// `priority = N`: the job's place within its queue, 0 first (default 1).
+    pub(crate) const PRIORITY: &str = "priority";
     /// `retries = N`: retries after the first attempt.
     pub(crate) const RETRIES: &str = "retries";
     /// `retry_delays = [1, 5, 30]`: fixed delays between retries, in seconds.
@@ -34,10 +36,11 @@ pub(crate) mod kw {
     pub(crate) const CRATE: &str = "crate";
 
     /// Every key, in documentation order.
-    pub(crate) const ALL: [&str; 8] = [
+    pub(crate) const ALL: [&str; 9] = [
         NAME,
         ALIASES,
         QUEUE,
+        PRIORITY,
         RETRIES,
         RETRY_DELAYS,
         ON_EXHAUSTED,
@@ -51,6 +54,7 @@ pub(crate) mod kw {
             NAME => "`name = \"billing.charge\"`",
             ALIASES => "`aliases = [\"old_name\"]`",
             QUEUE => "`queue = \"critical\"`",
+            PRIORITY => "`priority = 0`",
             RETRIES => "`retries = 3`",
             RETRY_DELAYS => "`retry_delays = [1, 5, 30]`",
             ON_EXHAUSTED => "`on_exhausted = \"delete\"`",
@@ -99,6 +103,8 @@ pub(crate) struct JobAttrs {
     pub(crate) aliases: Option<Setting<Vec<(String, Span)>>>,
     /// `queue = "..."`.
     pub(crate) queue: Option<Setting<String>>,
+    /// `priority = N`.
+    pub(crate) priority: Option<Setting<u8>>,
     /// `retries = N`.
     pub(crate) retries: Option<Setting<u32>>,
     /// `retry_delays = [..]`, in seconds.
@@ -164,6 +170,17 @@ impl JobAttrs {
                     match check_queue(&lit.value()) {
                         Ok(()) => self.queue = Setting::new(lit.value(), span),
                         Err(message) => cx.error_spanned_by(&lit, message),
+                    }
+                }
+            }
+            kw::PRIORITY => {
+                if let Some(lit) = lit_int(cx, key, &value) {
+                    match lit.base10_parse::<u8>() {
+                        Ok(priority) => self.priority = Setting::new(priority, span),
+                        Err(_) => cx.error_spanned_by(
+                            &lit,
+                            "`priority` must be 0 (first) to 255 (last); the default is 1",
+                        ),
                     }
                 }
             }
@@ -246,6 +263,7 @@ impl JobAttrs {
             name: self.name.or_else(|| defaults.name.clone()),
             aliases: self.aliases.or_else(|| defaults.aliases.clone()),
             queue: self.queue.or_else(|| defaults.queue.clone()),
+            priority: self.priority.or_else(|| defaults.priority.clone()),
             retries: self.retries.or_else(|| defaults.retries.clone()),
             retry_delays: self.retry_delays.or_else(|| defaults.retry_delays.clone()),
             on_exhausted: self.on_exhausted.or_else(|| defaults.on_exhausted.clone()),
@@ -570,7 +588,7 @@ mod tests {
         assert_eq!(
             parse_err(quote!(foo = 1)),
             [
-                "unknown `#[job]` option `foo`; expected one of: `name`, `aliases`, `queue`, \
+                "unknown `#[job]` option `foo`; expected one of: `name`, `aliases`, `queue`, `priority`, \
               `retries`, `retry_delays`, `on_exhausted`, `timeout`, `crate`"
             ]
         );

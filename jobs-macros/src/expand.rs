@@ -330,11 +330,17 @@ fn job_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
         struct_ident, name, ..
     } = job;
     let queue = &job.options.queue;
+    // Only a given priority is written out: the trait's default is the library's.
+    let priority = job
+        .options
+        .priority
+        .map(|priority| quote!(const PRIORITY: u8 = #priority;));
     quote! {
         #[automatically_derived]
         impl #private::Job for #struct_ident {
             const NAME: &'static str = #name;
             const QUEUE: &'static str = #queue;
+            #priority
         }
     }
 }

@@ -141,6 +141,8 @@ pub(crate) struct Options {
     pub(crate) aliases: Vec<String>,
     /// The queue (`"default"` unless given).
     pub(crate) queue: String,
+    /// `priority = N`, `None` for the library's default.
+    pub(crate) priority: Option<u8>,
     /// `retries = N`, `None` for the server default.
     pub(crate) retries: Option<u32>,
     /// `retry_delays`, in seconds; empty for the server's policy.
@@ -644,6 +646,7 @@ fn options(attrs: &JobAttrs) -> Options {
             .queue
             .as_ref()
             .map_or_else(|| DEFAULT_QUEUE.to_owned(), |queue| queue.value.clone()),
+        priority: attrs.priority.as_ref().map(|priority| priority.value),
         retries: attrs.retries.as_ref().map(|retries| retries.value),
         retry_delays: attrs
             .retry_delays

@@ -38,6 +38,7 @@ use proc_macro::TokenStream;
 /// | `name = "billing.charge"` | the function's name, `"Type::method"` for methods | the stored name (the job's wire format) |
 /// | `aliases = ["old_name"]` | none | former names that still run this job |
 /// | `queue = "critical"` | `"default"` | the queue; must match `^[a-z0-9_-]+$` |
+/// | `priority = 0` | `1` | its place within its queue, 0 (first) to 255: lower first, FIFO among equals |
 /// | `retries = 3` | the server's (10) | retries after the first attempt |
 /// | `retry_delays = [1, 5, 30]` | the server's retry policy | seconds before each retry; the last one repeats |
 /// | `on_exhausted = "fail"` or `"delete"` | `"fail"` | the state of a job whose retries are used up |

@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "row_entries", "0006_row_entries"),
     migration!(7, "state_index", "0007_state_index"),
     migration!(8, "entries", "0008_entries"),
+    migration!(9, "priority", "0009_priority"),
 ];
 
 /// The newest schema version this crate knows.

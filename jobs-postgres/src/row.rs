@@ -61,6 +61,16 @@ pub(crate) fn retry_count(value: i32, what: &dyn Fn() -> String) -> Result<u32, 
     })
 }
 
+/// A stored priority (`smallint`, 0 to 255 by the column's check).
+pub(crate) fn priority(value: i16, what: &dyn Fn() -> String) -> Result<u8, PostgresError> {
+    u8::try_from(value).map_err(|_| {
+        PostgresError::decode(
+            format!("{}, column `priority`", what()),
+            format!("priority {value} outside 0 to 255"),
+        )
+    })
+}
+
 pub(crate) fn json<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
     column: &str,
@@ -90,6 +100,7 @@ pub(crate) fn job_record(row: &Row, with_history: bool) -> Result<JobRecord, Pos
         id: JobId(id),
         name: column(row, "name", what)?,
         queue: column(row, "queue", what)?,
+        priority: priority(column(row, "priority", what)?, what)?,
         args: column(row, "args", what)?,
         state: state_from_sql(&state, &|| format!("{}, column `state`", what()))?,
         created_at: column(row, "created_at", what)?,

@@ -58,6 +58,7 @@ fn job(name: &str) -> NewJob {
     NewJob {
         name: name.to_owned(),
         queue: "default".to_owned(),
+        priority: jobs::DEFAULT_PRIORITY,
         args: "{}".to_owned(),
         initial: InitialState::Enqueued,
         recurring: None,

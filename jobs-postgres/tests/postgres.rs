@@ -19,6 +19,7 @@ fn job(name: &str, queue: &str) -> NewJob {
     NewJob {
         name: name.to_owned(),
         queue: queue.to_owned(),
+        priority: jobs::DEFAULT_PRIORITY,
         args: format!(r#"{{"name":"{name}"}}"#),
         initial: InitialState::Enqueued,
         recurring: None,
@@ -105,6 +106,12 @@ async fn fetch_uses_the_partial_index() {
     assert!(
         plan.contains("jobs_fetch_idx"),
         "the fetch should use jobs_fetch_idx:\n{plan}"
+    );
+    // Its key is (queue, priority, position): an ordered index read gives each queue's head,
+    // by priority then position, with no sort of the queue's jobs.
+    assert!(
+        plan.contains("Index Scan using jobs_fetch_idx"),
+        "an ordered read of jobs_fetch_idx:\n{plan}"
     );
     assert!(
         !plan.contains("Seq Scan on jobs"),

@@ -122,7 +122,13 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
     /// The queue the job is enqueued to.
     const QUEUE: &'static str;
+    /// Its place within its queue: lower first, FIFO among equals (`#[job(priority = N)]`;
+    /// default [`DEFAULT_PRIORITY`]).
+    const PRIORITY: u8 = DEFAULT_PRIORITY;
 }
+
+/// The priority of a job that names none: 1, so that 0 can go before every default job.
+pub const DEFAULT_PRIORITY: u8 = 1;
 
 /// What happens when a job has used all its retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -166,6 +172,32 @@ impl Default for JobOptions {
 }
 
 /// Why one attempt of a job failed: an error it returned, a panic, a timeout, bad arguments...
+///
+/// A job may also end an attempt in one of three ways other than a failure to retry, by
+/// returning one of these: directly, through `anyhow::Error` (with or without a context) or
+/// `Box<dyn Error>`, or as the source of an error of its own:
+///
+/// | returned | the job becomes | attempt count | history reason |
+/// | --- | --- | --- | --- |
+/// | [`JobError::snooze(d)`](JobError::snooze) | Scheduled for now + `d` (Enqueued at its place if `d` is zero) | kept: no attempt spent | "snoozed for 60s" |
+/// | [`JobError::fatal(e)`](JobError::fatal) | Failed now, its remaining retries skipped (`on_exhausted` is not applied) | counted | "failed, retries skipped: …" |
+/// | [`JobError::cancel(reason)`](JobError::cancel) | Deleted (its continuations are decided as for a deletion) | kept: not a failed attempt | "cancelled by the job: …" |
+///
+/// ```
+/// use std::time::Duration;
+/// use jobs::JobError;
+///
+/// #[jobs::job]
+/// async fn call_partner(order: i64) -> anyhow::Result<()> {
+///     if order < 0 {
+///         return Err(JobError::cancel("the order no longer exists").into());
+///     }
+///     if order == 0 {
+///         return Err(JobError::snooze(Duration::from_secs(60)).into()); // partner busy
+///     }
+///     Ok(())
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobError {
     /// The error's type (`std::any::type_name` of the returned error, or a `jobs::` kind).
@@ -175,6 +207,21 @@ pub struct JobError {
     /// The chain of sources, one per line, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
+    /// What the job asks of the server instead of a retry; not stored (the history entry's
+    /// reason says it).
+    #[serde(skip)]
+    directive: Option<Directive>,
+}
+
+/// How a job asked to end its attempt, beyond failing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Directive {
+    /// Run again after this long; no attempt spent.
+    Snooze(Duration),
+    /// Failed now, no retries.
+    Fatal,
+    /// Deleted.
+    Cancel,
 }
 
 impl JobError {
@@ -190,6 +237,10 @@ impl JobError {
     pub const UNRESOLVED_SERVICE: &'static str = "jobs::UnresolvedService";
     /// Type name of a job cancelled by shutdown or deletion.
     pub const CANCELLED: &'static str = "jobs::Cancelled";
+    /// Type name of [`JobError::snooze`].
+    pub const SNOOZED: &'static str = "jobs::Snoozed";
+    /// Type name of [`JobError::cancel`].
+    pub const CANCELLED_BY_JOB: &'static str = "jobs::CancelledByJob";
 
     /// A job error of the given type and message.
     pub fn new(type_name: impl Into<String>, message: impl Into<String>) -> Self {
@@ -197,7 +248,45 @@ impl JobError {
             type_name: type_name.into(),
             message: message.into(),
             details: None,
+            directive: None,
         }
+    }
+
+    /// Ends the attempt without spending it: the job runs again after `delay` (Scheduled, or
+    /// Enqueued at its place in its queue when `delay` is zero), its attempt count unchanged.
+    /// For a resource that is busy or a partner asking to wait, not for a failure.
+    pub fn snooze(delay: Duration) -> JobError {
+        JobError {
+            directive: Some(Directive::Snooze(delay)),
+            ..JobError::new(JobError::SNOOZED, format!("snoozed for {delay:?}"))
+        }
+    }
+
+    /// Fails the job now, whatever retries it has left: for an error that no retry can mend
+    /// (a rejected card, a record that no longer exists). `error` is recorded as any error is.
+    pub fn fatal<E: Into<BoxError>>(error: E) -> JobError {
+        let boxed: BoxError = error.into();
+        let mut fatal = match boxed.downcast::<JobError>() {
+            Ok(error) => *error,
+            Err(boxed) => JobError::from_error(std::any::type_name::<E>(), boxed.as_ref()),
+        };
+        fatal.directive = Some(Directive::Fatal);
+        fatal
+    }
+
+    /// Ends the job as Deleted with `reason`: the work is no longer wanted. Not a failed
+    /// attempt; its continuations are decided as for a deletion.
+    pub fn cancel(reason: impl Into<String>) -> JobError {
+        JobError {
+            directive: Some(Directive::Cancel),
+            ..JobError::new(JobError::CANCELLED_BY_JOB, reason)
+        }
+    }
+
+    /// Takes out what the job asked of the server beyond a failed attempt, if anything (the
+    /// error is then stored as any other: storages keep no directive).
+    pub(crate) fn take_directive(&mut self) -> Option<Directive> {
+        self.directive.take()
     }
 
     /// A job error from an error value; `type_name` names its type, the source chain becomes details.
@@ -209,9 +298,8 @@ impl JobError {
             source = cause.source();
         }
         JobError {
-            type_name: type_name.to_owned(),
-            message: error.to_string(),
             details: (!details.is_empty()).then(|| details.join("\n")),
+            ..JobError::new(type_name, error.to_string())
         }
     }
 
@@ -260,7 +348,7 @@ impl IntoJobResult for () {
 impl<T, E> IntoJobResult for Result<T, E>
 where
     T: Serialize,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
 {
     fn into_job_result(self) -> RunResult {
         match self {
@@ -272,13 +360,92 @@ where
                     format!("the job's result could not be serialized: {error}"),
                 )),
             },
-            Err(error) => {
-                let boxed: BoxError = error.into();
-                Err(JobError::from_error(
-                    std::any::type_name::<E>(),
-                    boxed.as_ref(),
-                ))
-            }
+            Err(error) => Err(job_error(error)),
         }
+    }
+}
+
+/// The [`JobError`] a job's error becomes. A `JobError` returned as it is keeps its type and
+/// what it asks of the server; one that asks something (snooze, fatal, cancel) is also found
+/// inside an `anyhow::Error` (through any context) or as the source of another error. Any
+/// other error is named after its type, its message and sources kept.
+fn job_error<E: Into<BoxError> + 'static>(error: E) -> JobError {
+    let asking = |found: &JobError| found.directive.is_some();
+    if let Some(error) = (&error as &dyn std::any::Any).downcast_ref::<anyhow::Error>() {
+        if let Some(found) = error
+            .downcast_ref::<JobError>()
+            .filter(|found| asking(found))
+        {
+            return found.clone();
+        }
+    }
+    let boxed: BoxError = error.into();
+    let boxed = match boxed.downcast::<JobError>() {
+        Ok(error) => return *error,
+        Err(boxed) => boxed,
+    };
+    let mut source = boxed.source();
+    while let Some(cause) = source {
+        if let Some(found) = cause
+            .downcast_ref::<JobError>()
+            .filter(|found| asking(found))
+        {
+            return found.clone();
+        }
+        source = cause.source();
+    }
+    JobError::from_error(std::any::type_name::<E>(), boxed.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through_anyhow(error: JobError) -> JobError {
+        let result: Result<(), anyhow::Error> = Err(error.into());
+        result.into_job_result().expect_err("an error")
+    }
+
+    /// A `JobError` keeps what it asks of the server when returned as it is or through
+    /// `anyhow::Error`; any other error is an ordinary failure named after its type.
+    #[test]
+    fn returned_job_errors_keep_their_directive() {
+        let mut snoozed = through_anyhow(JobError::snooze(Duration::from_secs(5)));
+        assert_eq!(
+            snoozed.take_directive(),
+            Some(Directive::Snooze(Duration::from_secs(5)))
+        );
+        assert_eq!(snoozed.message, "snoozed for 5s");
+        let mut fatal = through_anyhow(JobError::fatal(anyhow::anyhow!("card rejected")));
+        assert_eq!(fatal.take_directive(), Some(Directive::Fatal));
+        assert_eq!(
+            (fatal.type_name.as_str(), fatal.message.as_str()),
+            ("anyhow::Error", "card rejected")
+        );
+        let result: Result<(), JobError> = Err(JobError::cancel("gone"));
+        let mut cancelled = result.into_job_result().expect_err("an error");
+        assert_eq!(cancelled.take_directive(), Some(Directive::Cancel));
+        let wrapped: Result<(), anyhow::Error> =
+            Err(anyhow::Error::from(JobError::snooze(Duration::from_secs(1))).context("partner"));
+        let mut wrapped = wrapped.into_job_result().expect_err("an error");
+        assert_eq!(
+            wrapped.take_directive(),
+            Some(Directive::Snooze(Duration::from_secs(1))),
+            "found through a context"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("shipping failed")]
+        struct Shipping(#[source] JobError);
+        let sourced: Result<(), Shipping> = Err(Shipping(JobError::cancel("withdrawn")));
+        let mut sourced = sourced.into_job_result().expect_err("an error");
+        assert_eq!(
+            sourced.take_directive(),
+            Some(Directive::Cancel),
+            "found as a source"
+        );
+        let result: Result<(), std::io::Error> = Err(std::io::Error::other("disk"));
+        let mut plain = result.into_job_result().expect_err("an error");
+        assert_eq!(plain.take_directive(), None);
+        assert_eq!(plain.type_name, "std::io::error::Error");
     }
 }

@@ -80,6 +80,7 @@ pub use cron::Cron;
 pub use error::{Error, Result};
 pub use job::{
     BoxError, IntoJobResult, Job, JobError, JobId, JobOptions, JobState, OnExhausted, RunResult,
+    DEFAULT_PRIORITY,
 };
 pub use queue::validate_queue;
 pub use recurring::RecurringOptions;

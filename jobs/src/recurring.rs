@@ -120,6 +120,7 @@ impl Client {
             time_zone,
             job_name: template.name,
             queue: template.queue,
+            priority: template.priority,
             args: template.args,
             misfire: options.misfire,
             skip_if_running: options.skip_if_running,
@@ -205,6 +206,7 @@ pub(crate) fn fired_job(job: &RecurringJob, occurrence: DateTime<Utc>) -> NewJob
     NewJob {
         name: job.job_name.clone(),
         queue: job.queue.clone(),
+        priority: job.priority,
         args: job.args.clone(),
         initial: InitialState::Enqueued,
         recurring: Some(RecurringOrigin {

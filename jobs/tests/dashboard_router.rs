@@ -234,6 +234,7 @@ fn new_job(name: &str, queue: &str, args: &str, initial: InitialState) -> NewJob
     NewJob {
         name: name.to_owned(),
         queue: queue.to_owned(),
+        priority: jobs::DEFAULT_PRIORITY,
         args: args.to_owned(),
         initial,
         recurring: None,
@@ -289,11 +290,9 @@ async fn finish(storage: &MemoryStorage, id: JobId, server: &str, outcome: Outco
 }
 
 fn error(type_name: &str, message: &str, details: Option<&str>) -> JobError {
-    JobError {
-        type_name: type_name.to_owned(),
-        message: message.to_owned(),
-        details: details.map(str::to_owned),
-    }
+    let mut error = JobError::new(type_name, message);
+    error.details = details.map(str::to_owned);
+    error
 }
 
 async fn failed_job(storage: &MemoryStorage, name: &str, args: &str, e: JobError) -> JobId {
@@ -328,6 +327,7 @@ fn recurring_job(id: &str, cron: &str) -> RecurringJob {
         time_zone: "Europe/Paris".to_owned(),
         job_name: "reports.nightly".to_owned(),
         queue: "default".to_owned(),
+        priority: jobs::DEFAULT_PRIORITY,
         args: "{\"kind\":\"daily\"}".to_owned(),
         misfire: Misfire::FireOnce,
         skip_if_running: false,
@@ -1738,4 +1738,53 @@ async fn times_follow_the_clients_clock() {
         .await
         .has("possibly aborted")
         .has("2 min ago");
+}
+
+/// A job that snoozed shows as Scheduled with the snooze as its reason; one that cancelled
+/// itself shows in the Deleted list and its page says why.
+#[tokio::test]
+async fn snoozed_and_cancelled_jobs_say_so() {
+    let storage = MemoryStorage::new();
+    let app = app(&storage);
+    let snoozed = start(&storage, "partner.call", "{}", "server-a").await;
+    finish(
+        &storage,
+        snoozed,
+        "server-a",
+        Outcome::Snoozed {
+            run_at: Utc::now() + TimeDelta::minutes(1),
+            reason: "snoozed for 60s".into(),
+            data: StateData::default(),
+        },
+    )
+    .await;
+    let cancelled = start(&storage, "order.ship", "{}", "server-a").await;
+    finish(
+        &storage,
+        cancelled,
+        "server-a",
+        Outcome::Cancelled {
+            reason: "cancelled by the job: order withdrawn".into(),
+            data: StateData::default(),
+        },
+    )
+    .await;
+    get(&app, &format!("/job/{snoozed}"))
+        .await
+        .assert_ok()
+        .has("Scheduled")
+        .has("snoozed for 60s");
+    get(&app, "/jobs/scheduled")
+        .await
+        .assert_ok()
+        .has("partner.call");
+    get(&app, &format!("/job/{cancelled}"))
+        .await
+        .assert_ok()
+        .has("Deleted")
+        .has("cancelled by the job: order withdrawn");
+    get(&app, "/jobs/deleted")
+        .await
+        .assert_ok()
+        .has("order.ship");
 }

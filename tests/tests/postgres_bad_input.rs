@@ -15,6 +15,7 @@ fn new_job(name: &str, args: &str) -> NewJob {
     NewJob {
         name: name.to_owned(),
         queue: "default".to_owned(),
+        priority: jobs::DEFAULT_PRIORITY,
         args: args.to_owned(),
         initial: InitialState::Enqueued,
         recurring: None,

@@ -583,6 +583,7 @@ async fn unknown_job_name_and_bad_arguments_fail_clearly() {
     let raw = |name: &str, args: &str| NewJob {
         name: name.into(),
         queue: "default".into(),
+        priority: jobs::DEFAULT_PRIORITY,
         args: args.into(),
         initial: InitialState::Enqueued,
         recurring: None,

@@ -28,16 +28,16 @@ WITH input AS MATERIALIZED (
            nextval('__SCHEMA__.job_positions') AS position,
            i.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::bigint[],
-                $7::text[], $8::text[], $9::text[], $10::jsonb[])
+                $7::text[], $8::text[], $9::text[], $10::jsonb[], $13::smallint[])
          WITH ORDINALITY AS i(name, queue, args, state, run_at, parent_id, continue_on,
-                              recurring_id, reason, data, ord)
+                              recurring_id, reason, data, priority, ord)
 ),
 inserted AS (
     INSERT INTO __SCHEMA__.jobs (id, position, name, queue, args, state, created_at, state_at,
                                  enqueued_at, run_at, parent_id, continue_on, recurring_id,
-                                 created_enqueued)
+                                 created_enqueued, priority)
     SELECT id, position, name, queue, args, state, $11, $11, $11, run_at, parent_id,
-           continue_on, recurring_id, data IS NULL
+           continue_on, recurring_id, data IS NULL, priority
     FROM input
 ),
 history AS (
@@ -125,6 +125,7 @@ impl Database {
         let mut recurring_ids: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
         let mut reasons: Vec<Option<String>> = Vec::with_capacity(jobs.len());
         let mut data = Vec::with_capacity(jobs.len());
+        let mut priorities: Vec<i16> = Vec::with_capacity(jobs.len());
         for job in &jobs {
             // Created Enqueued with no reason: the entry is the row itself, its data NULL (see
             // ENQUEUE); otherwise a history row with the entry `MemoryStorage` records.
@@ -154,10 +155,11 @@ impl Database {
             recurring_ids.push(job.recurring.as_ref().map(|origin| origin.id.as_str()));
             reasons.push(reason);
             data.push(entry);
+            priorities.push(i16::from(job.priority));
         }
         let now = ts(now);
         let statement = db.prepare("enqueue", &self.statement(&ENQUEUE)).await?;
-        let params: [&(dyn ToSql + Sync); 12] = [
+        let params: [&(dyn ToSql + Sync); 13] = [
             &names,
             &queues,
             &args,
@@ -170,6 +172,7 @@ impl Database {
             &data,
             &now,
             &channel,
+            &priorities,
         ];
         let rows = db
             .client

@@ -9,7 +9,8 @@ use crate::database::{Database, Template};
 use crate::error::{describe, PostgresError};
 use crate::row::{column, retry_count};
 
-/// Claims up to `$2` Enqueued jobs: the head of each served queue in priority order, skipping
+/// Claims up to `$2` Enqueued jobs: the head of each served queue (lowest job priority, then
+/// position: `jobs_fetch_idx`'s order), the queues in the order given, skipping
 /// rows other fetchers hold, and marks them Processing under the server's lease. The update
 /// finds the locked rows by `ctid` (a locked row cannot move), a TID scan whatever the
 /// estimates: joined on `id`, the generic plan (`LIMIT $2` guessed at a tenth of the table)
@@ -24,16 +25,16 @@ pub(crate) const FETCH: Template = Template::text(
     "
 WITH picked AS MATERIALIZED (
     SELECT job.ctid
-    FROM unnest($1::text[]) WITH ORDINALITY AS queue_list(name, priority)
+    FROM unnest($1::text[]) WITH ORDINALITY AS queue_list(name, rank)
     CROSS JOIN LATERAL (
-        SELECT ctid, position
+        SELECT ctid, priority, position
         FROM __SCHEMA__.jobs
         WHERE state = 'enqueued' AND queue = queue_list.name
-        ORDER BY position
+        ORDER BY priority, position
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
     ) AS job
-    ORDER BY queue_list.priority, job.position
+    ORDER BY queue_list.rank, job.priority, job.position
     LIMIT $2
 ),
 claimed AS (
@@ -42,10 +43,10 @@ claimed AS (
     WHERE job.ctid = ANY (ARRAY(SELECT ctid FROM picked))
     RETURNING job.id, job.name, job.queue, job.args, job.retry_count, job.created_at,
               job.enqueued_at, job.parent_id, job.parent_result,
-              array_position($1::text[], job.queue) AS priority, job.position
+              array_position($1::text[], job.queue) AS rank, job.priority, job.position
 )
 SELECT id, name, queue, args, retry_count, created_at, enqueued_at, parent_id, parent_result
-FROM claimed ORDER BY priority, position",
+FROM claimed ORDER BY rank, priority, position",
 );
 
 /// [`Storage::fetch`](jobs::Storage::fetch) on PostgreSQL.

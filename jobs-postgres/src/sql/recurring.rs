@@ -15,11 +15,12 @@ pub(crate) const UPSERT_RECURRING: Template = Template::text(
     "upsert recurring",
     "
 INSERT INTO __SCHEMA__.recurring_jobs (id, cron, time_zone, job_name, queue, args, misfire,
-    skip_if_running, paused, next_run, last_run, last_job_id, last_error, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    skip_if_running, paused, next_run, last_run, last_job_id, last_error, created_at, priority)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (id) DO UPDATE
 SET cron = excluded.cron, time_zone = excluded.time_zone, job_name = excluded.job_name,
     queue = excluded.queue, args = excluded.args, misfire = excluded.misfire,
+    priority = excluded.priority,
     skip_if_running = excluded.skip_if_running, paused = excluded.paused,
     next_run = excluded.next_run, last_run = excluded.last_run,
     last_job_id = excluded.last_job_id, last_error = excluded.last_error",
@@ -28,7 +29,7 @@ SET cron = excluded.cron, time_zone = excluded.time_zone, job_name = excluded.jo
 /// Columns of a recurring job with its last job's current state.
 pub(crate) const RECURRING_COLUMNS: &str = "
     recurring.id, recurring.cron, recurring.time_zone, recurring.job_name, recurring.queue,
-    recurring.args, recurring.misfire, recurring.skip_if_running, recurring.paused,
+    recurring.priority, recurring.args, recurring.misfire, recurring.skip_if_running, recurring.paused,
     recurring.next_run, recurring.last_run, recurring.last_job_id, recurring.last_error,
     recurring.created_at, last_job.state AS last_job_state";
 
@@ -88,6 +89,7 @@ pub(crate) async fn upsert_recurring(storage: &Database, job: RecurringJob) -> R
                 &job.last_job_id.map(|id| id.0),
                 &job.last_error,
                 &ts(job.created_at),
+                &i16::from(job.priority),
             ],
         )
         .await?;
@@ -263,6 +265,7 @@ pub(crate) fn recurring_job(row: &Row) -> Result<RecurringJob, PostgresError> {
         time_zone: column(row, "time_zone", what)?,
         job_name: column(row, "job_name", what)?,
         queue: column(row, "queue", what)?,
+        priority: crate::row::priority(column(row, "priority", what)?, what)?,
         args: column(row, "args", what)?,
         misfire: misfire_from_sql(&misfire, what)?,
         skip_if_running: column(row, "skip_if_running", what)?,

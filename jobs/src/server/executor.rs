@@ -14,7 +14,7 @@ use crate::__private::Invocation;
 use crate::clock;
 use crate::container::{Container, Scope};
 use crate::context::{ContextParts, JobContext};
-use crate::job::{JobError, JobId, JobOptions, OnExhausted, RunResult};
+use crate::job::{Directive, JobError, JobId, JobOptions, OnExhausted, RunResult};
 use crate::registry::JobEntry;
 use crate::retry::{self, RetryDecision};
 use crate::storage::{Completion, FetchedJob, Outcome, StateData};
@@ -76,6 +76,8 @@ pub(crate) async fn execute(
         match &outcome {
             Outcome::Succeeded { .. } => tracing::debug!("job succeeded"),
             Outcome::Requeued { reason } => tracing::info!(%reason, "job requeued"),
+            Outcome::Snoozed { reason, .. } => tracing::info!(%reason, "job snoozed"),
+            Outcome::Cancelled { reason, .. } => tracing::info!(%reason, "job cancelled itself"),
             Outcome::Retry { reason, .. }
             | Outcome::Failed { reason, .. }
             | Outcome::Deleted { reason, .. } => tracing::warn!(%reason, "job failed"),
@@ -161,7 +163,7 @@ fn outcome(
     result: RunResult,
     mut data: StateData,
 ) -> Outcome {
-    let error = match result {
+    let mut error = match result {
         Ok(value) => {
             data.result = value;
             return Outcome::Succeeded { data };
@@ -178,6 +180,29 @@ fn outcome(
         };
     }
     let reason_message = truncate(&error.message);
+    match error.take_directive() {
+        Some(Directive::Snooze(delay)) => {
+            return Outcome::Snoozed {
+                run_at: clock::add(shared.clock.now(), delay),
+                reason: reason_message,
+                data,
+            };
+        }
+        Some(Directive::Cancel) => {
+            return Outcome::Cancelled {
+                reason: format!("cancelled by the job: {reason_message}"),
+                data,
+            };
+        }
+        Some(Directive::Fatal) => {
+            data.error = Some(error);
+            return Outcome::Failed {
+                reason: format!("failed, retries skipped: {reason_message}"),
+                data,
+            };
+        }
+        None => {}
+    }
     let permanent = matches!(
         error.type_name.as_str(),
         JobError::UNKNOWN_JOB | JobError::INVALID_ARGUMENTS

@@ -16,6 +16,9 @@ pub struct NewJob {
     pub name: String,
     /// The queue.
     pub queue: String,
+    /// Its place within its queue: lower first, FIFO among equals
+    /// ([`DEFAULT_PRIORITY`](crate::DEFAULT_PRIORITY) unless the job names one).
+    pub priority: u8,
     /// The arguments, as JSON text.
     pub args: String,
     /// The state it starts in.
@@ -33,6 +36,7 @@ impl NewJob {
         Ok(NewJob {
             name: J::NAME.to_owned(),
             queue: J::QUEUE.to_owned(),
+            priority: J::PRIORITY,
             args: serde_json::to_string(job)?,
             initial,
             recurring: None,
@@ -221,21 +225,30 @@ pub struct Completion {
 }
 
 impl Completion {
-    /// The state the job moves to: the outcome's, except that a retry due at or before the
-    /// attempt's end goes straight back to its queue (Enqueued, at its place), as Hangfire
-    /// enqueues a retry with no delay, instead of waiting Scheduled for the next promotion.
+    /// The state the job moves to: the outcome's, except that a retry or snooze due at or
+    /// before the attempt's end goes straight back to its queue (Enqueued, at its place), as
+    /// Hangfire enqueues a retry with no delay, instead of waiting Scheduled for the next
+    /// promotion.
     pub fn state(&self) -> JobState {
         match self.run_at() {
-            None if matches!(self.outcome, Outcome::Retry { .. }) => JobState::Enqueued,
+            None if matches!(
+                self.outcome,
+                Outcome::Retry { .. } | Outcome::Snoozed { .. }
+            ) =>
+            {
+                JobState::Enqueued
+            }
             _ => self.outcome.state(),
         }
     }
 
-    /// When a Scheduled retry runs (`None` for every other outcome, and for a retry due at
-    /// once).
+    /// When a Scheduled retry or snoozed job runs (`None` for every other outcome, and for
+    /// one due at once).
     pub fn run_at(&self) -> Option<DateTime<Utc>> {
         match self.outcome {
-            Outcome::Retry { run_at, .. } if run_at > self.at => Some(run_at),
+            Outcome::Retry { run_at, .. } | Outcome::Snoozed { run_at, .. } if run_at > self.at => {
+                Some(run_at)
+            }
             _ => None,
         }
     }
@@ -279,6 +292,24 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// → Scheduled for `run_at` (Enqueued at once when due: see [`Completion::state`]) because
+    /// the job snoozed ([`JobError::snooze`]); the retry count does not change.
+    Snoozed {
+        /// When it runs again.
+        run_at: DateTime<Utc>,
+        /// "snoozed for 60s".
+        reason: String,
+        /// The attempt data.
+        data: StateData,
+    },
+    /// → Deleted because the job cancelled itself ([`JobError::cancel`]); not a failed
+    /// attempt.
+    Cancelled {
+        /// "cancelled by the job: …".
+        reason: String,
+        /// The attempt data.
+        data: StateData,
+    },
 }
 
 /// What every storage records for an outcome: the state, the reason and data of its history
@@ -289,9 +320,9 @@ impl Outcome {
     pub fn state(&self) -> JobState {
         match self {
             Outcome::Succeeded { .. } => JobState::Succeeded,
-            Outcome::Retry { .. } => JobState::Scheduled,
+            Outcome::Retry { .. } | Outcome::Snoozed { .. } => JobState::Scheduled,
             Outcome::Failed { .. } => JobState::Failed,
-            Outcome::Deleted { .. } => JobState::Deleted,
+            Outcome::Deleted { .. } | Outcome::Cancelled { .. } => JobState::Deleted,
             Outcome::Requeued { .. } => JobState::Enqueued,
         }
     }
@@ -303,21 +334,26 @@ impl Outcome {
             Outcome::Retry { reason, .. }
             | Outcome::Failed { reason, .. }
             | Outcome::Deleted { reason, .. }
+            | Outcome::Snoozed { reason, .. }
+            | Outcome::Cancelled { reason, .. }
             | Outcome::Requeued { reason } => Some(reason),
         }
     }
 
-    /// The data of its history entry: a retry's carries the time of the retry (a copy, on
-    /// that rare path); a requeue has none.
+    /// The data of its history entry: a retry's or snooze's carries the time it runs again
+    /// (a copy, on that rare path); a requeue has none.
     pub fn data(&self) -> Cow<'_, StateData> {
         match self {
             Outcome::Succeeded { data }
             | Outcome::Failed { data, .. }
-            | Outcome::Deleted { data, .. } => Cow::Borrowed(data),
-            Outcome::Retry { run_at, data, .. } => Cow::Owned(StateData {
-                run_at: Some(*run_at),
-                ..data.clone()
-            }),
+            | Outcome::Deleted { data, .. }
+            | Outcome::Cancelled { data, .. } => Cow::Borrowed(data),
+            Outcome::Retry { run_at, data, .. } | Outcome::Snoozed { run_at, data, .. } => {
+                Cow::Owned(StateData {
+                    run_at: Some(*run_at),
+                    ..data.clone()
+                })
+            }
             Outcome::Requeued { .. } => Cow::Owned(StateData::default()),
         }
     }
@@ -422,6 +458,8 @@ pub struct JobRecord {
     pub name: String,
     /// Its queue.
     pub queue: String,
+    /// Its place within its queue (lower first).
+    pub priority: u8,
     /// Its arguments, as JSON text.
     pub args: String,
     /// Its current state.
@@ -516,6 +554,8 @@ pub struct RecurringJob {
     pub job_name: String,
     /// The queue of the fired jobs.
     pub queue: String,
+    /// The priority of the fired jobs within their queue.
+    pub priority: u8,
     /// Arguments of the fired jobs, as JSON text.
     pub args: String,
     /// Misfire handling.

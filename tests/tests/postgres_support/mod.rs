@@ -61,6 +61,7 @@ pub async fn enqueue_records(storage: &PostgresStorage, count: usize) -> Vec<Job
             .map(|n| NewJob {
                 name: "record".to_owned(),
                 queue: "default".to_owned(),
+                priority: jobs::DEFAULT_PRIORITY,
                 args: format!(r#"{{"n":{n}}}"#),
                 initial: InitialState::Enqueued,
                 recurring: None,

@@ -77,6 +77,7 @@ impl View for JobPage {
             }
             dl.facts {
                 dt { "Queue" } dd { a href=(ctx.url(&format!("/jobs/enqueued/{}", enc(&job.queue)))) { (job.queue) } }
+                dt { "Priority" } dd { (job.priority) @if job.priority == crate::DEFAULT_PRIORITY { " (default)" } }
                 dt { "Created" } dd { (time_full(now, job.created_at)) }
                 dt { "In this state since" } dd { (time_full(now, job.state_at)) }
                 @if let Some(at) = job.run_at { dt { "Enqueue at" } dd { (time_full(now, at)) } }

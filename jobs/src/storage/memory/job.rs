@@ -18,6 +18,8 @@ pub(super) struct StoredJob {
     pub(super) name: Arc<str>,
     pub(super) queue: Arc<str>,
     pub(super) args: Arc<str>,
+    /// Its place within its queue: lower first.
+    pub(super) priority: u8,
     pub(super) state: JobState,
     pub(super) created_at: DateTime<Utc>,
     /// When it entered its current state.
@@ -67,6 +69,7 @@ impl StoredJob {
             id: self.id,
             name: self.name.to_string(),
             queue: self.queue.to_string(),
+            priority: self.priority,
             args: self.args.to_string(),
             state: self.state,
             created_at: self.created_at,

@@ -26,8 +26,8 @@ pub(super) struct State {
     next_position: u64,
     /// Every job. Ids are sequential numbers: hashed as themselves, not digested.
     pub(super) jobs: IntMap<JobId, StoredJob>,
-    /// Enqueued jobs per queue, by position: the first is the next to fetch.
-    pub(super) queues: FxHashMap<Arc<str>, BTreeMap<u64, JobId>>,
+    /// Enqueued jobs per queue, by priority then position: the first is the next to fetch.
+    pub(super) queues: FxHashMap<Arc<str>, BTreeMap<(u8, u64), JobId>>,
     /// Scheduled jobs, by run time (for promotion).
     pub(super) scheduled: BTreeSet<(DateTime<Utc>, JobId)>,
     /// Processing jobs (for rescue).
@@ -115,7 +115,7 @@ impl State {
         match job.state {
             JobState::Enqueued => {
                 let queue = self.queues.entry(job.queue.clone()).or_default();
-                queue.insert(job.position, id);
+                queue.insert((job.priority, job.position), id);
             }
             JobState::Scheduled => {
                 self.scheduled
@@ -149,7 +149,7 @@ impl State {
         match job.state {
             JobState::Enqueued => {
                 if let Some(queue) = self.queues.get_mut(&job.queue) {
-                    queue.remove(&job.position);
+                    queue.remove(&(job.priority, job.position));
                 }
             }
             JobState::Scheduled => {
@@ -253,6 +253,7 @@ impl State {
             name: new.name.into(),
             queue: new.queue.into(),
             args: new.args.into(),
+            priority: new.priority,
             // In no index until the transition below puts it in its first state.
             state: JobState::Awaiting,
             created_at: now,

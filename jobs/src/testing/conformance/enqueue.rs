@@ -53,6 +53,39 @@ pub async fn fetch_follows_queue_priority(storage: Arc<dyn Storage>) {
     assert_eq!(ids(&fetched), vec![created[1], created[3], created[0]]);
 }
 
+/// Within a queue a lower priority goes first, FIFO among equals; the queues keep the order
+/// given across each other; a job keeps its priority when it goes back to its queue.
+pub async fn fetch_follows_job_priority_within_a_queue(storage: Arc<dyn Storage>) {
+    let storage = storage.as_ref();
+    let with = |name: &str, queue: &str, priority: u8| NewJob {
+        priority,
+        ..job(name, queue)
+    };
+    let created = enqueue(
+        storage,
+        vec![
+            with("a", "high", 1),
+            with("b", "high", 0),
+            with("c", "high", 1),
+            with("d", "high", 0),
+            with("e", "low", 0),
+            with("f", "high", 200),
+        ],
+    )
+    .await;
+    let [a, b, c, d, e, f] = created[..] else {
+        panic!("six ids: {created:?}");
+    };
+    assert_eq!(record(storage, b).await.priority, 0);
+    assert_eq!(record(storage, f).await.priority, 200);
+    let fetched = fetch_from(storage, SERVER, &["high", "low"], 2, at(1)).await;
+    assert_eq!(ids(&fetched), vec![b, d]);
+    // `b` back to its queue by hand: at the tail of its priority, still ahead of `a`.
+    assert!(storage.requeue(b, "again", at(2)).await.expect("requeue"));
+    let fetched = fetch_from(storage, SERVER, &["high", "low"], 10, at(3)).await;
+    assert_eq!(ids(&fetched), vec![b, a, c, f, e]);
+}
+
 /// A server never gets jobs of queues it does not serve.
 pub async fn fetch_serves_only_given_queues(storage: Arc<dyn Storage>) {
     let storage = storage.as_ref();

@@ -63,6 +63,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $setup;
             enqueue_then_fetch_is_fifo,
             fetch_follows_queue_priority,
+            fetch_follows_job_priority_within_a_queue,
             fetch_serves_only_given_queues,
             concurrent_fetchers_never_share_a_job,
             fetch_records_processing,
@@ -71,6 +72,7 @@ macro_rules! conformance_tests {
             completion_after_delete_keeps_deleted,
             retry_schedules_then_promotes,
             a_retry_due_at_once_is_enqueued,
+            snoozed_and_cancelled_outcomes,
             failed_and_deleted_outcomes,
             requeued_outcome_keeps_queue_position,
             scheduled_jobs_promote_at_their_time,
@@ -129,6 +131,7 @@ fn job(name: &str, queue: &str) -> NewJob {
     NewJob {
         name: name.to_owned(),
         queue: queue.to_owned(),
+        priority: crate::job::DEFAULT_PRIORITY,
         args: format!(r#"{{"name":"{name}"}}"#),
         initial: InitialState::Enqueued,
         recurring: None,

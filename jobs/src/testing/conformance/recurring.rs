@@ -16,6 +16,7 @@ fn recurring(id: &str, next: Option<DateTime<Utc>>) -> RecurringJob {
         time_zone: "UTC".to_owned(),
         job_name: "report".to_owned(),
         queue: "default".to_owned(),
+        priority: crate::job::DEFAULT_PRIORITY,
         args: "{}".to_owned(),
         misfire: Misfire::FireOnce,
         skip_if_running: false,

@@ -1,6 +1,6 @@
 use jobs::prelude::*;
 
-#[job(queue = "critical", priority = 5)]
+#[job(queue = "critical", weight = 5)]
 async fn charge(order_id: i64) {
     let _ = order_id;
 }

@@ -19,6 +19,7 @@ pub struct Receipt {
     name = "billing.charge",
     aliases = ["charge", "billing.charge_v1"],
     queue = "critical",
+    priority = 0,
     retries = 3,
     retry_delays = [1, 5, 30],
     on_exhausted = "delete",
@@ -114,6 +115,8 @@ fn main() {
     let _ = LocalJob::new(1);
     let _ = FromMacro::new(1);
     let _ = Charge::new(1);
+    const _: () = assert!(<Charge as jobs::Job>::PRIORITY == 0);
+    const _: () = assert!(<Export as jobs::Job>::PRIORITY == jobs::DEFAULT_PRIORITY);
     let _ = Export::new(10);
     let _ = Minutes::new();
     let _ = Hours::new();
