@@ -7,7 +7,7 @@
 //!   [`JobRecord`] with its history as plain [`HistoryEntry`]s, plus its lease while
 //!   Processing and its position in its queue;
 //! - one index per state that something looks jobs up by: the Enqueued jobs of each queue by
-//!   position (fetch takes the first), Scheduled jobs by run time (promotion), Processing jobs
+//!   priority, then position (fetch takes the first), Scheduled jobs by run time (promotion), Processing jobs
 //!   (rescue of lapsed leases), Succeeded/Deleted and Failed jobs by the time they got there
 //!   (pruning). Awaiting jobs are found through their parent's `children`;
 //! - recurring jobs, servers and the leader, by id; succeeded and failed attempts per hour.
