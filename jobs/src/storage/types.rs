@@ -157,6 +157,23 @@ impl ContinuationReason {
     }
 }
 
+/// The reasons the maintenance records when it moves a job by itself: one place for the texts
+/// both storages write (PostgreSQL builds them in SQL; the conformance cases
+/// `scheduled_jobs_promote_at_their_time` and `lapsed_lease_is_rescued` hold it to these).
+#[derive(Debug, Clone, Copy)]
+pub struct MaintenanceReason;
+
+impl MaintenanceReason {
+    /// Enqueued because its scheduled time came.
+    pub const PROMOTED: &'static str = "scheduled time reached";
+
+    /// Enqueued again because the lease of `server` lapsed: "lease expired: server a
+    /// stopped responding".
+    pub fn rescued(server: &str) -> String {
+        format!("lease expired: server {server} stopped responding")
+    }
+}
+
 /// What a child does when its parent reaches `parent_state`: `Some(true)` run, `Some(false)`
 /// delete, `None` keep waiting. One place for the table on [`ContinueOn`].
 pub fn continuation_decision(on: ContinueOn, parent_state: JobState) -> Option<bool> {

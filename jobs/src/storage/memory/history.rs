@@ -7,7 +7,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::job::{JobId, JobState};
-use crate::storage::types::{Completion, ContinuationReason, HistoryEntry, NewJob, StateData};
+use crate::storage::types::{
+    Completion, ContinuationReason, HistoryEntry, MaintenanceReason, NewJob, StateData,
+};
 
 /// The entry of a job's creation, in the state it starts in.
 pub(super) fn created(job: &NewJob, at: DateTime<Utc>) -> HistoryEntry {
@@ -58,7 +60,7 @@ pub(super) fn requeued(queue: &str, reason: &str, at: DateTime<Utc>) -> HistoryE
 
 /// Enqueued because its scheduled time came.
 pub(super) fn promoted(queue: &str, at: DateTime<Utc>) -> HistoryEntry {
-    enqueued(queue, "scheduled time reached".to_owned(), at)
+    enqueued(queue, MaintenanceReason::PROMOTED.to_owned(), at)
 }
 
 fn enqueued(queue: &str, reason: String, at: DateTime<Utc>) -> HistoryEntry {
@@ -75,7 +77,7 @@ pub(super) fn rescued(server: &str, at: DateTime<Utc>) -> HistoryEntry {
     HistoryEntry {
         state: JobState::Enqueued,
         at,
-        reason: Some(format!("lease expired: server {server} stopped responding")),
+        reason: Some(MaintenanceReason::rescued(server)),
         data: StateData::default(),
     }
 }

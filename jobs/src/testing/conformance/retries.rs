@@ -116,6 +116,14 @@ pub async fn scheduled_jobs_promote_at_their_time(storage: Arc<dyn Storage>) {
         1
     );
     assert_eq!(
+        super::record(storage, id)
+            .await
+            .history
+            .last()
+            .and_then(|e| e.reason.clone()),
+        Some(MaintenanceReason::PROMOTED.to_owned())
+    );
+    assert_eq!(
         ids(&fetch_from(storage, SERVER, &["default"], 1, at(61)).await),
         vec![id]
     );

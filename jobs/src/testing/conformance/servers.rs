@@ -41,11 +41,10 @@ pub async fn lapsed_lease_is_rescued(storage: Arc<dyn Storage>) {
     assert_eq!(storage.rescue_expired(at(22), 10).await.expect("rescue"), 0);
     let record = record(storage, created[0]).await;
     assert_eq!(record.state, JobState::Enqueued);
-    assert!(record
-        .history
-        .last()
-        .and_then(|e| e.reason.as_deref())
-        .is_some_and(|r| r.contains("lease expired")));
+    assert_eq!(
+        record.history.last().and_then(|e| e.reason.clone()),
+        Some(MaintenanceReason::rescued(SERVER))
+    );
     // It is taken again, ahead of the job behind it; the dead server's completion is ignored.
     let taken = fetch_from(storage, OTHER, &["default"], 1, at(23)).await;
     assert_eq!(ids(&taken), vec![created[0]]);
