@@ -264,14 +264,11 @@ impl JobError {
 
     /// Fails the job now, whatever retries it has left: for an error that no retry can mend
     /// (a rejected card, a record that no longer exists). `error` is recorded as any error is.
-    pub fn fatal<E: Into<BoxError>>(error: E) -> JobError {
-        let boxed: BoxError = error.into();
-        let mut fatal = match boxed.downcast::<JobError>() {
-            Ok(error) => *error,
-            Err(boxed) => JobError::from_error(std::any::type_name::<E>(), boxed.as_ref()),
-        };
-        fatal.directive = Some(Directive::Fatal);
-        fatal
+    pub fn fatal<E: Into<BoxError> + 'static>(error: E) -> JobError {
+        JobError {
+            directive: Some(Directive::Fatal),
+            ..job_error(error)
+        }
     }
 
     /// Ends the job as Deleted with `reason`: the work is no longer wanted. Not a failed

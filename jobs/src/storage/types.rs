@@ -247,14 +247,8 @@ impl Completion {
     /// Hangfire enqueues a retry with no delay, instead of waiting Scheduled for the next
     /// promotion.
     pub fn state(&self) -> JobState {
-        match self.run_at() {
-            None if matches!(
-                self.outcome,
-                Outcome::Retry { .. } | Outcome::Snoozed { .. }
-            ) =>
-            {
-                JobState::Enqueued
-            }
+        match (self.outcome.runs_again_at(), self.run_at()) {
+            (Some(_), None) => JobState::Enqueued,
             _ => self.outcome.state(),
         }
     }
@@ -262,12 +256,9 @@ impl Completion {
     /// When a Scheduled retry or snoozed job runs (`None` for every other outcome, and for
     /// one due at once).
     pub fn run_at(&self) -> Option<DateTime<Utc>> {
-        match self.outcome {
-            Outcome::Retry { run_at, .. } | Outcome::Snoozed { run_at, .. } if run_at > self.at => {
-                Some(run_at)
-            }
-            _ => None,
-        }
+        self.outcome
+            .runs_again_at()
+            .filter(|run_at| *run_at > self.at)
     }
 }
 
@@ -354,6 +345,14 @@ impl Outcome {
             | Outcome::Snoozed { reason, .. }
             | Outcome::Cancelled { reason, .. }
             | Outcome::Requeued { reason } => Some(reason),
+        }
+    }
+
+    /// When a retry or a snooze runs the job again (`None` for every other outcome).
+    pub fn runs_again_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Outcome::Retry { run_at, .. } | Outcome::Snoozed { run_at, .. } => Some(*run_at),
+            _ => None,
         }
     }
 
