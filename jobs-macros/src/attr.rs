@@ -1,12 +1,14 @@
-//! Parses the arguments of `#[job(...)]`: `name`, `aliases`, `queue`, `retries`,
-//! `retry_delays`, `on_exhausted`, `timeout` and `crate`.
+//! Parses the arguments of `#[job(...)]`: `name`, `aliases`, `queue`, `priority`, `retries`,
+//! `retry_delays`, `on_exhausted`, `timeout`, the flow-control options `unique`, `unique_for`,
+//! `mutex`, `concurrency` and `rate`, and `crate`.
 //!
 //! Parsing goes through [`syn::meta::parser`]. Every value is kept with the span of its key and of
 //! its literal, so later checks can point at the culprit. A bad value, a duplicate key or an
 //! unknown key is reported to [`Errors`] and parsing carries on, so every problem is reported at
 //! once; only malformed syntax (`queue = ` with no value, a missing comma) stops it.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
@@ -32,11 +34,26 @@ pub(crate) mod kw {
     pub(crate) const ON_EXHAUSTED: &str = "on_exhausted";
     /// `timeout = "30s"`: fails an attempt that runs longer.
     pub(crate) const TIMEOUT: &str = "timeout";
+    /// `unique` (a flag, no value): no new job is created while one with the same name and
+    /// arguments is Enqueued, Scheduled, Awaiting or Processing.
+    pub(crate) const UNIQUE: &str = "unique";
+    /// `unique_for = "10m"` (a `humantime` duration, at least 1ms): `unique`, and a job with
+    /// the same key created within that period blocks a new one whatever its state. Given
+    /// together with `unique` it is not an error: `unique_for` wins, as it implies `unique`.
+    pub(crate) const UNIQUE_FOR: &str = "unique_for";
+    /// `mutex = "account-{account_id}"`: the key jobs hold while Processing, at most one per
+    /// key at once; each `{name}` is an argument rendered with `Display`, `{{`/`}}` escape.
+    pub(crate) const MUTEX: &str = "mutex";
+    /// `concurrency = N` (at least 1): at most N of its jobs Processing at once.
+    pub(crate) const CONCURRENCY: &str = "concurrency";
+    /// `rate = "100/1m"` (`count/period`, the period a `humantime` duration of at least 1ms):
+    /// at most `count` of its jobs started per window of `period`.
+    pub(crate) const RATE: &str = "rate";
     /// `crate = path`: the path of the `jobs` crate, if renamed.
     pub(crate) const CRATE: &str = "crate";
 
     /// Every key, in documentation order.
-    pub(crate) const ALL: [&str; 9] = [
+    pub(crate) const ALL: [&str; 14] = [
         NAME,
         ALIASES,
         QUEUE,
@@ -45,8 +62,18 @@ pub(crate) mod kw {
         RETRY_DELAYS,
         ON_EXHAUSTED,
         TIMEOUT,
+        UNIQUE,
+        UNIQUE_FOR,
+        MUTEX,
+        CONCURRENCY,
+        RATE,
         CRATE,
     ];
+
+    /// Whether `key` is a flag, written without a value (`unique`).
+    pub(crate) fn is_flag(key: &str) -> bool {
+        key == UNIQUE
+    }
 
     /// An example of the accepted form of `key`, for messages.
     pub(crate) fn example(key: &str) -> &'static str {
@@ -59,6 +86,11 @@ pub(crate) mod kw {
             RETRY_DELAYS => "`retry_delays = [1, 5, 30]`",
             ON_EXHAUSTED => "`on_exhausted = \"delete\"`",
             TIMEOUT => "`timeout = \"30s\"`",
+            UNIQUE => "`unique`, or `unique_for = \"10m\"` for a time window",
+            UNIQUE_FOR => "`unique_for = \"10m\"`",
+            MUTEX => "`mutex = \"account-{account_id}\"`",
+            CONCURRENCY => "`concurrency = 5`",
+            RATE => "`rate = \"100/1m\"`",
             CRATE => "`crate = ::jobs` or `crate = \"jobs\"`",
             _ => "",
         }
@@ -91,6 +123,26 @@ pub(crate) enum OnExhausted {
     Delete,
 }
 
+/// `rate = "count/period"`, checked: `count` at least 1, `period_ms` at least 1 (mirrors
+/// `jobs::Rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateLimit {
+    /// Jobs started per window.
+    pub(crate) count: u32,
+    /// The window, in whole milliseconds.
+    pub(crate) period_ms: u64,
+}
+
+/// One piece of a `mutex = "..."` template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TemplatePart {
+    /// Text kept as is (`{{` and `}}` already unescaped).
+    Text(String),
+    /// `{name}`: the name of a parameter, rendered with `Display` (checked against the
+    /// function's parameters by `input`).
+    Field(String),
+}
+
 /// The options of one `#[job(...)]` (or of several `#[job(...)]` attributes on one method).
 ///
 /// A key that was given with an invalid value is recorded in `seen` but has no value, so
@@ -113,6 +165,16 @@ pub(crate) struct JobAttrs {
     pub(crate) on_exhausted: Option<Setting<OnExhausted>>,
     /// `timeout = "..."`, in milliseconds.
     pub(crate) timeout: Option<Setting<u64>>,
+    /// `unique`; the span is the key's (it has no value).
+    pub(crate) unique: Option<Setting<()>>,
+    /// `unique_for = "..."`, in milliseconds.
+    pub(crate) unique_for: Option<Setting<u64>>,
+    /// `mutex = "..."`, parsed; the span is the template literal's.
+    pub(crate) mutex: Option<Setting<Vec<TemplatePart>>>,
+    /// `concurrency = N`.
+    pub(crate) concurrency: Option<Setting<u32>>,
+    /// `rate = "..."`.
+    pub(crate) rate: Option<Setting<RateLimit>>,
     /// `crate = ...`.
     pub(crate) krate: Option<Setting<Path>>,
     /// Every key given so far, with the span of its first occurrence.
@@ -139,6 +201,9 @@ impl JobAttrs {
             return skip_value(&meta);
         };
         let key_span = meta.path.span();
+        if kw::is_flag(key) {
+            return self.parse_flag(cx, &meta, key);
+        }
         if !meta.input.peek(syn::Token![=]) {
             return Err(meta.error(format_args!("expected a value, e.g. {}", kw::example(key))));
         }
@@ -219,12 +284,84 @@ impl JobAttrs {
                     }
                 }
             }
+            kw::UNIQUE_FOR => {
+                if let Some(lit) = lit_str(cx, key, &value) {
+                    match parse_unique_for(&lit.value()) {
+                        Ok(millis) => self.unique_for = Setting::new(millis, span),
+                        Err(message) => cx.error_spanned_by(&lit, message),
+                    }
+                }
+            }
+            kw::MUTEX => {
+                if let Some(lit) = lit_str(cx, key, &value) {
+                    match parse_template(&lit.value()) {
+                        Ok(parts) => self.mutex = Setting::new(parts, span),
+                        Err(message) => cx.error_spanned_by(&lit, message),
+                    }
+                }
+            }
+            kw::CONCURRENCY => {
+                if let Some(lit) = lit_int(cx, key, &value) {
+                    match lit.base10_parse::<u32>() {
+                        Ok(0) => cx.error_spanned_by(
+                            &lit,
+                            "`concurrency` must be at least 1: it is how many jobs of this kind \
+                             may be Processing at once",
+                        ),
+                        Ok(limit) => self.concurrency = Setting::new(limit, span),
+                        Err(_) => cx.error_spanned_by(&lit, "`concurrency` must fit in a `u32`"),
+                    }
+                }
+            }
+            kw::RATE => {
+                if let Some(lit) = lit_str(cx, key, &value) {
+                    match parse_rate(&lit.value()) {
+                        Ok(rate) => self.rate = Setting::new(rate, span),
+                        Err(message) => cx.error_spanned_by(&lit, message),
+                    }
+                }
+            }
             kw::CRATE => {
                 if let Some(path) = crate_path(cx, &value) {
                     self.krate = Setting::new(path, span);
                 }
             }
             _ => unreachable!("every key of `kw::ALL` is handled"),
+        }
+        Ok(())
+    }
+
+    /// Parses a flag (`unique`), which takes no value: `unique = true` or `unique(...)` is an
+    /// error at the value, and the flag is then left unset.
+    fn parse_flag(
+        &mut self,
+        cx: &Errors,
+        meta: &ParseNestedMeta<'_>,
+        key: &'static str,
+    ) -> syn::Result<()> {
+        let key_span = meta.path.span();
+        let value = if meta.input.peek(syn::Token![=]) {
+            Some(meta.value()?.parse::<Expr>()?.into_token_stream())
+        } else if meta.input.peek(syn::token::Paren) {
+            Some(meta.input.parse::<TokenTree>()?.into_token_stream())
+        } else {
+            None
+        };
+        if self.seen.iter().any(|(seen, _)| *seen == key) {
+            cx.error_at(key_span, format_args!("`{key}` specified more than once"));
+            return Ok(());
+        }
+        self.seen.push((key, key_span));
+        match value {
+            Some(value) => cx.error_spanned_by(
+                value,
+                format_args!(
+                    "`{key}` is a flag and takes no value: write {}",
+                    kw::example(key)
+                ),
+            ),
+            // `unique` is the only flag (see `kw::is_flag`).
+            None => self.unique = Setting::new((), key_span),
         }
         Ok(())
     }
@@ -268,6 +405,11 @@ impl JobAttrs {
             retry_delays: self.retry_delays.or_else(|| defaults.retry_delays.clone()),
             on_exhausted: self.on_exhausted.or_else(|| defaults.on_exhausted.clone()),
             timeout: self.timeout.or_else(|| defaults.timeout.clone()),
+            unique: self.unique.or_else(|| defaults.unique.clone()),
+            unique_for: self.unique_for.or_else(|| defaults.unique_for.clone()),
+            mutex: self.mutex.or_else(|| defaults.mutex.clone()),
+            concurrency: self.concurrency.or_else(|| defaults.concurrency.clone()),
+            rate: self.rate.or_else(|| defaults.rate.clone()),
             krate: self.krate.or_else(|| defaults.krate.clone()),
             seen,
         }
@@ -508,6 +650,134 @@ pub(crate) fn parse_timeout(text: &str) -> Result<u64, String> {
     Ok(millis)
 }
 
+/// Parses a `humantime` duration (`"10m"`, `"1h 30m"`, `"500ms"`) into whole milliseconds,
+/// truncating, as `jobs::Rate` does at run time, so both accept the same texts.
+fn parse_millis(text: &str) -> Result<u64, humantime::DurationError> {
+    let duration = humantime::parse_duration(text)?;
+    // Saturates like the runtime parser: past `u64::MAX` ms (584 million years) is forever.
+    Ok(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `unique_for = "10m"`: a `humantime` duration of at least 1ms, in milliseconds.
+pub(crate) fn parse_unique_for(text: &str) -> Result<u64, String> {
+    let millis = parse_millis(text).map_err(|error| {
+        format!(
+            "`unique_for` must be a duration like \"10m\", \"1h 30m\" or \"500ms\": `{text}`: {error}"
+        )
+    })?;
+    if millis == 0 {
+        // A zero window would block nothing more than `unique` does: it is surely a mistake.
+        return Err(
+            "`unique_for` must be at least 1ms; for uniqueness without a time window, write `unique`"
+                .to_owned(),
+        );
+    }
+    Ok(millis)
+}
+
+/// `rate = "100/1m"`: `count/period`, the count at least 1, the period a `humantime` duration of
+/// at least 1ms. The rules and the wording of `jobs::Rate`'s `FromStr`, so a text is accepted
+/// here exactly when it would be at run time.
+pub(crate) fn parse_rate(text: &str) -> Result<RateLimit, String> {
+    let invalid = |why: &str| format!("invalid rate `{text}`: {why}");
+    // Syntax errors also show the accepted form; range errors are clear on their own.
+    let malformed = |why: &str| {
+        invalid(&format!(
+            "{why}; expected \"count/period\" with the period in `humantime` units, \
+             e.g. \"100/1m\", \"5/1s\" or \"1000/1h\""
+        ))
+    };
+    let (count, period) = text
+        .split_once('/')
+        .ok_or_else(|| malformed("no `/` between the count and the period"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| malformed("the count must be a whole number that fits in a `u32`"))?;
+    let period_ms =
+        parse_millis(period.trim()).map_err(|error| malformed(&format!("the period: {error}")))?;
+    if count == 0 {
+        return Err(invalid("the count must be at least 1"));
+    }
+    if period_ms == 0 {
+        return Err(invalid("the period must be at least 1ms"));
+    }
+    Ok(RateLimit { count, period_ms })
+}
+
+/// Parses a `mutex` template: text with `{name}` fields, `{{` and `}}` for literal braces.
+/// The names are checked against the function's parameters later, by `input`.
+pub(crate) fn parse_template(text: &str) -> Result<Vec<TemplatePart>, String> {
+    if text.is_empty() {
+        return Err(
+            "`mutex` must not be empty: it is the key jobs share, e.g. \"account-{account_id}\""
+                .to_owned(),
+        );
+    }
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '}' if chars.peek() == Some(&c) => {
+                chars.next();
+                literal.push(c);
+            }
+            '{' => {
+                let name = template_field(text, &mut chars)?;
+                if !literal.is_empty() {
+                    parts.push(TemplatePart::Text(std::mem::take(&mut literal)));
+                }
+                parts.push(TemplatePart::Field(name));
+            }
+            '}' => {
+                return Err(format!(
+                "unmatched `}}` in the `mutex` template `{text}`; write `}}}}` for a literal brace"
+            ))
+            }
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(TemplatePart::Text(literal));
+    }
+    Ok(parts)
+}
+
+/// The name of a template field, read after its `{` up to its `}`.
+fn template_field(text: &str, chars: &mut impl Iterator<Item = char>) -> Result<String, String> {
+    let mut name = String::new();
+    loop {
+        match chars.next() {
+            Some('}') => break,
+            Some('{') | None => {
+                return Err(format!(
+                "unclosed `{{` in the `mutex` template `{text}`; write `{{{{` for a literal brace"
+            ))
+            }
+            Some(c) => name.push(c),
+        }
+    }
+    if name.is_empty() {
+        return Err(format!(
+            "empty `{{}}` in the `mutex` template `{text}`: name an argument of the job between \
+             the braces, e.g. `{{account_id}}`"
+        ));
+    }
+    let mut name_chars = name.chars();
+    let is_ident = name_chars
+        .next()
+        .is_some_and(|first| first == '_' || first.is_alphabetic())
+        && name_chars.all(|c| c == '_' || c.is_alphanumeric());
+    if !is_ident {
+        return Err(format!(
+            "`{{{name}}}` in the `mutex` template is not a parameter name: write `{{name}}` with \
+             the name of an argument (it is rendered with `Display`; format specs are not supported)"
+        ));
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +819,11 @@ mod tests {
             retry_delays = [1, 5, 30],
             on_exhausted = "delete",
             timeout = "5m",
+            unique,
+            unique_for = "1h 30m",
+            mutex = "account-{account_id}",
+            concurrency = 5,
+            rate = "100/1m",
             crate = ::my_jobs,
         ));
         assert_eq!(attrs.name.unwrap().value, "billing.charge");
@@ -565,6 +840,23 @@ mod tests {
         assert_eq!(attrs.retry_delays.unwrap().value, [1, 5, 30]);
         assert_eq!(attrs.on_exhausted.unwrap().value, OnExhausted::Delete);
         assert_eq!(attrs.timeout.unwrap().value, 300_000);
+        assert!(attrs.unique.is_some());
+        assert_eq!(attrs.unique_for.unwrap().value, 5_400_000);
+        assert_eq!(
+            attrs.mutex.unwrap().value,
+            [
+                TemplatePart::Text("account-".to_owned()),
+                TemplatePart::Field("account_id".to_owned())
+            ]
+        );
+        assert_eq!(attrs.concurrency.unwrap().value, 5);
+        assert_eq!(
+            attrs.rate.unwrap().value,
+            RateLimit {
+                count: 100,
+                period_ms: 60_000
+            }
+        );
         let krate = attrs.krate.unwrap().value;
         assert_eq!(quote!(#krate).to_string(), quote!(::my_jobs).to_string());
     }
@@ -589,7 +881,8 @@ mod tests {
             parse_err(quote!(foo = 1)),
             [
                 "unknown `#[job]` option `foo`; expected one of: `name`, `aliases`, `queue`, `priority`, \
-              `retries`, `retry_delays`, `on_exhausted`, `timeout`, `crate`"
+              `retries`, `retry_delays`, `on_exhausted`, `timeout`, `unique`, `unique_for`, `mutex`, \
+              `concurrency`, `rate`, `crate`"
             ]
         );
         assert!(parse_err(quote!(max_attempts = 3))[0].contains("`retries = N`"));
@@ -730,12 +1023,187 @@ mod tests {
     }
 
     #[test]
+    fn unique_is_a_flag() {
+        let attrs = parse_ok(quote!(unique));
+        assert!(attrs.unique.is_some() && attrs.unique_for.is_none());
+        // `unique_for` implies `unique`: giving both is allowed (`unique_for` wins).
+        let attrs = parse_ok(quote!(unique, unique_for = "10m"));
+        assert!(attrs.unique.is_some());
+        assert_eq!(attrs.unique_for.unwrap().value, 600_000);
+        let value_error = "`unique` is a flag and takes no value: write `unique`, or \
+                           `unique_for = \"10m\"` for a time window";
+        assert_eq!(parse_err(quote!(unique = true)), [value_error]);
+        assert_eq!(parse_err(quote!(unique("10m"))), [value_error]);
+        assert_eq!(
+            parse_err(quote!(unique, queue = "a", unique)),
+            ["`unique` specified more than once"]
+        );
+        // A bad value still counts as given.
+        assert_eq!(
+            parse_err(quote!(unique = 1, unique)),
+            [value_error, "`unique` specified more than once"]
+        );
+    }
+
+    #[test]
+    fn flow_control_value_errors() {
+        assert_eq!(
+            parse_err(quote!(concurrency = 0)),
+            ["`concurrency` must be at least 1: it is how many jobs of this kind may be Processing at once"]
+        );
+        assert_eq!(
+            parse_err(quote!(concurrency = 5000000000)),
+            ["`concurrency` must fit in a `u32`"]
+        );
+        assert_eq!(
+            parse_err(quote!(concurrency = "5")),
+            ["`concurrency` must be an integer literal, e.g. `concurrency = 5`"]
+        );
+        assert_eq!(
+            parse_err(quote!(rate = 100)),
+            ["`rate` must be a string literal, e.g. `rate = \"100/1m\"`"]
+        );
+        assert_eq!(
+            parse_err(quote!(mutex)),
+            ["expected a value, e.g. `mutex = \"account-{account_id}\"`"]
+        );
+        assert!(parse_err(quote!(unique_for = "soon"))[0]
+            .starts_with("`unique_for` must be a duration"));
+        assert!(parse_err(quote!(rate = "5/0s"))[0].ends_with("the period must be at least 1ms"));
+        assert!(parse_err(quote!(mutex = "a-{"))[0].starts_with("unclosed `{`"));
+    }
+
+    #[test]
+    fn unique_for_durations() {
+        assert_eq!(parse_unique_for("10m"), Ok(600_000));
+        assert_eq!(parse_unique_for("1h 30m"), Ok(5_400_000));
+        assert_eq!(parse_unique_for("500ms"), Ok(500));
+        assert_eq!(parse_unique_for("2days"), Ok(172_800_000));
+        // Whole milliseconds, truncated as `jobs::Rate` truncates its period.
+        assert_eq!(parse_unique_for("1s 500us"), Ok(1_000));
+        for zero in ["0s", "0ms", "999us"] {
+            assert_eq!(
+                parse_unique_for(zero),
+                Err(
+                    "`unique_for` must be at least 1ms; for uniqueness without a time window, \
+                     write `unique`"
+                        .to_owned()
+                ),
+                "{zero}"
+            );
+        }
+        for bad in ["", "10", "ten minutes", "10 fortnights", "-1s"] {
+            let error = parse_unique_for(bad).unwrap_err();
+            assert!(
+                error.starts_with(&format!(
+                    "`unique_for` must be a duration like \"10m\", \"1h 30m\" or \"500ms\": `{bad}`: "
+                )),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn rates() {
+        let rate = |count, period_ms| Ok(RateLimit { count, period_ms });
+        assert_eq!(parse_rate("100/1m"), rate(100, 60_000));
+        assert_eq!(parse_rate("5/1s"), rate(5, 1_000));
+        assert_eq!(parse_rate("1000/1h"), rate(1000, 3_600_000));
+        assert_eq!(parse_rate(" 7 / 1h 30m "), rate(7, 5_400_000));
+        assert_eq!(parse_rate("1/1ms"), rate(1, 1));
+        // The wording of `jobs::Rate`'s own parser for the range errors.
+        assert_eq!(
+            parse_rate("5/0s"),
+            Err("invalid rate `5/0s`: the period must be at least 1ms".to_owned())
+        );
+        assert_eq!(
+            parse_rate("0/1m"),
+            Err("invalid rate `0/1m`: the count must be at least 1".to_owned())
+        );
+        for (bad, why) in [
+            ("100 per minute", "no `/` between the count and the period"),
+            ("", "no `/` between the count and the period"),
+            ("x/1m", "the count must be a whole number"),
+            ("-1/1m", "the count must be a whole number"),
+            ("5000000000/1m", "the count must be a whole number"),
+            ("100/", "the period: "),
+            ("100/1 fortnight", "the period: "),
+            ("100/m", "the period: "),
+            ("100/1m/2", "the period: "),
+        ] {
+            let error = parse_rate(bad).unwrap_err();
+            assert!(
+                error.starts_with(&format!("invalid rate `{bad}`: {why}")),
+                "{bad}: {error}"
+            );
+            assert!(
+                error.ends_with("e.g. \"100/1m\", \"5/1s\" or \"1000/1h\""),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn mutex_templates() {
+        let text = |text: &str| TemplatePart::Text(text.to_owned());
+        let field = |name: &str| TemplatePart::Field(name.to_owned());
+        assert_eq!(parse_template("global"), Ok(vec![text("global")]));
+        assert_eq!(
+            parse_template("{a}-{b_2}{c}"),
+            Ok(vec![field("a"), text("-"), field("b_2"), field("c")])
+        );
+        assert_eq!(
+            parse_template("{{literal}} {x}}}"),
+            Ok(vec![text("{literal} "), field("x"), text("}")])
+        );
+        assert_eq!(parse_template("{_}"), Ok(vec![field("_")]));
+        let error = |text: &str| parse_template(text).unwrap_err();
+        assert_eq!(
+            error(""),
+            "`mutex` must not be empty: it is the key jobs share, e.g. \"account-{account_id}\""
+        );
+        for unclosed in ["a-{b", "{", "{a{b}}"] {
+            assert_eq!(
+                error(unclosed),
+                format!(
+                    "unclosed `{{` in the `mutex` template `{unclosed}`; write `{{{{` for a literal brace"
+                )
+            );
+        }
+        for unmatched in ["a}", "}{a}", "{a}}"] {
+            assert_eq!(
+                error(unmatched),
+                format!(
+                    "unmatched `}}` in the `mutex` template `{unmatched}`; write `}}}}` for a literal brace"
+                )
+            );
+        }
+        assert!(error("a-{}").starts_with("empty `{}` in the `mutex` template `a-{}`"));
+        for spec in ["{a:?}", "{ a }", "{0}", "{a.b}", "{r#type}"] {
+            assert!(
+                error(spec).contains("in the `mutex` template is not a parameter name"),
+                "{spec}: {}",
+                error(spec)
+            );
+        }
+    }
+
+    #[test]
     fn method_options_override_impl_options() {
-        let method = parse_ok(quote!(queue = "critical"));
-        let imp = parse_ok(quote!(queue = "default", retries = 2));
+        let method = parse_ok(quote!(queue = "critical", concurrency = 1));
+        let imp = parse_ok(quote!(
+            queue = "default",
+            retries = 2,
+            concurrency = 4,
+            unique,
+            rate = "1/1s",
+            mutex = "m"
+        ));
         let merged = method.or(&imp);
         assert_eq!(merged.queue.unwrap().value, "critical");
         assert_eq!(merged.retries.unwrap().value, 2);
-        assert_eq!(merged.seen.len(), 2);
+        assert_eq!(merged.concurrency.unwrap().value, 1);
+        assert!(merged.unique.is_some() && merged.rate.is_some() && merged.mutex.is_some());
+        assert_eq!(merged.seen.len(), 6);
     }
 }

@@ -14,7 +14,7 @@ use syn::{Item, LitStr};
 
 use crate::attr::{self, OnExhausted};
 use crate::errors::Errors;
-use crate::input::{self, FieldSerde, FnKind, JobFn, Param};
+use crate::input::{self, FieldSerde, FnKind, JobFn, MutexKey, Param};
 
 /// The environment variable that makes the macro print each expansion to stderr.
 const DEBUG_VAR: &str = "JOBS_MACROS_DEBUG";
@@ -220,8 +220,8 @@ fn args_struct(job: &JobFn, private: &TokenStream) -> TokenStream {
     }
 }
 
-/// `SendWelcome::new(..)`, `.enqueue(&client)`, `.schedule(..)`, `.schedule_at(..)`,
-/// `.continue_after(..)`: inherent, so no trait import is needed.
+/// `SendWelcome::new(..)`, `.enqueue(&client)`, `.enqueue_with(..)`, `.schedule(..)`,
+/// `.schedule_at(..)`, `.continue_after(..)`: inherent, so no trait import is needed.
 fn inherent_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
     let JobFn {
         struct_ident,
@@ -248,6 +248,18 @@ fn inherent_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
                 client: &#private::Client,
             ) -> #private::Result<#private::JobId> {
                 client.enqueue(self).await
+            }
+
+            /// Enqueues the job with per-enqueue options (queue, priority, delay, unique key)
+            /// over its `#[job(...)]` defaults. Returns the id of the stored job and whether it
+            /// was a duplicate of a unique job, in which case nothing was created and the id is
+            /// the existing job's.
+            #vis async fn enqueue_with(
+                &self,
+                client: &#private::Client,
+                opts: #private::EnqueueOptions,
+            ) -> #private::Result<#private::Enqueued> {
+                client.enqueue_with(self, opts).await
             }
 
             /// Schedules the job to run once `delay` has passed.
@@ -324,23 +336,87 @@ fn serde_helpers(job: &JobFn, private: &TokenStream) -> TokenStream {
     }
 }
 
-/// `impl Job for SendWelcome`: the stored name and the queue.
+/// `impl Job for SendWelcome`: the stored name, the queue, and the options the trait has a
+/// default for when they are given (priority, flow control).
 fn job_impl(job: &JobFn, private: &TokenStream) -> TokenStream {
     let JobFn {
         struct_ident, name, ..
     } = job;
-    let queue = &job.options.queue;
-    // Only a given priority is written out: the trait's default is the library's.
-    let priority = job
-        .options
+    let options = &job.options;
+    let queue = &options.queue;
+    // Only given options are written out: the trait's defaults are the library's.
+    let priority = options
         .priority
         .map(|priority| quote!(const PRIORITY: u8 = #priority;));
+    let unique = options.unique.then(|| {
+        let window = option(
+            options
+                .unique_for_ms
+                .map(|millis| quote!(#private::Duration::from_millis(#millis))),
+        );
+        quote! {
+            const UNIQUE: ::core::option::Option<#private::Unique> =
+                ::core::option::Option::Some(#private::Unique { window: #window });
+        }
+    });
+    let concurrency = options.concurrency.map(|limit| {
+        quote! {
+            const CONCURRENCY: ::core::option::Option<::core::primitive::u32> =
+                ::core::option::Option::Some(#limit);
+        }
+    });
+    let rate = options.rate.map(|rate| {
+        let value = rate_value(rate, private);
+        quote! {
+            const RATE: ::core::option::Option<#private::Rate> = ::core::option::Option::Some(#value);
+        }
+    });
+    let mutex_key = options
+        .mutex
+        .as_ref()
+        .map(|mutex| mutex_key_fn(mutex, private));
     quote! {
         #[automatically_derived]
         impl #private::Job for #struct_ident {
             const NAME: &'static str = #name;
             const QUEUE: &'static str = #queue;
             #priority
+            #unique
+            #concurrency
+            #rate
+            #mutex_key
+        }
+    }
+}
+
+/// `Some(value)` or `None`, as an expression.
+fn option(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// `Rate::checked(count, period_ms)`: the text was checked by the macro, so no runtime parse.
+fn rate_value(rate: attr::RateLimit, private: &TokenStream) -> TokenStream {
+    let attr::RateLimit { count, period_ms } = rate;
+    quote!(#private::Rate::checked(#count, #period_ms))
+}
+
+/// `fn mutex_key(&self)`: the template rendered with `format!`. Each field goes through
+/// `mutex_part::<T>`, spanned at the template, so a type without `Display` gets one error
+/// there (with the library's message) instead of one inside `format!`. `&self.field` keeps
+/// the call-site span: `self` must resolve to the generated method's receiver.
+fn mutex_key_fn(mutex: &MutexKey, private: &TokenStream) -> TokenStream {
+    let format = LitStr::new(&mutex.format, mutex.span);
+    let fields = mutex.fields.iter().map(|(ident, ty)| {
+        // The type too: rustc reports an unmet bound of an explicit type argument at it.
+        let check = respan(quote!(#private::mutex_part::<#ty>), mutex.span);
+        quote!(#check(&self.#ident))
+    });
+    quote! {
+        fn mutex_key(&self) -> ::core::option::Option<#private::String> {
+            ::core::option::Option::Some(#private::format!(#format, #(#fields),*))
         }
     }
 }
@@ -359,7 +435,7 @@ fn assertions(job: &JobFn, private: &TokenStream) -> TokenStream {
         }
     });
     let services = job.params.iter().filter_map(|param| match param {
-        Param::Inject { service } => {
+        Param::Inject { service, .. } => {
             let private = private_at(private, service.span());
             Some(quote_spanned! {service.span()=>
                 #private::assert_injectable::<#service>();
@@ -397,12 +473,12 @@ fn run_fn(job: &JobFn, private: &TokenStream) -> TokenStream {
                 call_args.push(quote!(#args.#ident));
                 continue;
             }
-            Param::Inject { service } => {
+            Param::Inject { service, .. } => {
                 let call = quote_spanned!(service.span()=> service::<#service>());
                 quote!(#invocation.#call?)
             }
-            Param::Context => quote!(#invocation.context()),
-            Param::CancellationToken => quote!(#invocation.cancellation_token()),
+            Param::Context { .. } => quote!(#invocation.context()),
+            Param::CancellationToken { .. } => quote!(#invocation.cancellation_token()),
         };
         locals.push(quote!(let #local = #resolve;));
         call_args.push(quote!(#local));
@@ -470,27 +546,26 @@ fn registry_entry(job: &JobFn, private: &TokenStream) -> TokenStream {
     let options = &job.options;
     let queue = &options.queue;
     let aliases = &options.aliases;
-    let retries = match options.retries {
-        Some(retries) => quote!(::core::option::Option::Some(#retries)),
-        None => quote!(::core::option::Option::None),
-    };
+    let retries = option(options.retries.map(|retries| quote!(#retries)));
     let retry_delays = &options.retry_delays;
     let on_exhausted = match options.on_exhausted {
         OnExhausted::Fail => quote!(#private::OnExhausted::Fail),
         OnExhausted::Delete => quote!(#private::OnExhausted::Delete),
     };
-    let timeout = match options.timeout_ms {
-        Some(millis) => {
-            quote!(::core::option::Option::Some(#private::Duration::from_millis(#millis)))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let timeout = option(
+        options
+            .timeout_ms
+            .map(|millis| quote!(#private::Duration::from_millis(#millis))),
+    );
+    let concurrency = option(options.concurrency.map(|limit| quote!(#limit)));
+    let rate = option(options.rate.map(|rate| rate_value(rate, private)));
+    let mutex = options.mutex.is_some();
     let instance = match &job.kind {
         FnKind::Method { self_ty, .. } => Some(&**self_ty),
         FnKind::Free => None,
     };
     let injected = job.params.iter().filter_map(|param| match param {
-        Param::Inject { service } => Some(service),
+        Param::Inject { service, .. } => Some(service),
         _ => None,
     });
     let services = instance.into_iter().chain(injected);
@@ -505,6 +580,9 @@ fn registry_entry(job: &JobFn, private: &TokenStream) -> TokenStream {
                     retry_delays: &[#(#retry_delays),*],
                     on_exhausted: #on_exhausted,
                     timeout: #timeout,
+                    concurrency: #concurrency,
+                    rate: #rate,
+                    mutex: #mutex,
                 },
                 services: &[#(#private::ServiceKey::of::<#services>),*],
                 run: __jobs_run,
@@ -520,12 +598,33 @@ mod tests {
     use super::*;
 
     fn expand(args: TokenStream, item: TokenStream) -> String {
-        job(args, item).to_string()
+        normalized(job(args, item))
     }
 
-    /// Token streams print with a space between tokens; compare printed forms.
+    /// Token streams print with a space between tokens; compare printed forms, without
+    /// trailing commas, which rustfmt adds to the expected code and are insignificant.
     fn normalized(tokens: TokenStream) -> String {
-        tokens.to_string()
+        without_trailing_commas(tokens).to_string()
+    }
+
+    /// `tokens` with the comma that ends it, or any of its groups, removed.
+    fn without_trailing_commas(tokens: TokenStream) -> TokenStream {
+        let mut tokens: Vec<TokenTree> = tokens
+            .into_iter()
+            .map(|token| match token {
+                TokenTree::Group(group) => {
+                    let mut stripped =
+                        Group::new(group.delimiter(), without_trailing_commas(group.stream()));
+                    stripped.set_span(group.span());
+                    TokenTree::Group(stripped)
+                }
+                other => other,
+            })
+            .collect();
+        if matches!(tokens.last(), Some(TokenTree::Punct(punct)) if punct.as_char() == ',') {
+            tokens.pop();
+        }
+        tokens.into_iter().collect()
     }
 
     #[test]
@@ -585,7 +684,21 @@ mod tests {
             quote!(::jobs::__private::assert_output::<Result<(), MailError),
             quote!(let __jobs_output = send_welcome(__jobs_args.user_id, __jobs_args.template).await;),
             quote!(retries: ::core::option::Option::None,),
+            quote!(
+                concurrency: ::core::option::Option::None,
+                rate: ::core::option::Option::None,
+                mutex: false,
+            ),
             quote!(services: &[],),
+            quote!(
+                pub async fn enqueue_with(
+                    &self,
+                    client: &::jobs::__private::Client,
+                    opts: ::jobs::__private::EnqueueOptions,
+                ) -> ::jobs::__private::Result<::jobs::__private::Enqueued> {
+                    client.enqueue_with(self, opts).await
+                }
+            ),
         ] {
             let expected = normalized(expected);
             assert!(
@@ -594,6 +707,10 @@ mod tests {
             );
         }
         assert!(!output.contains("compile_error"), "{output}");
+        // Options not given keep the trait's defaults.
+        for absent in ["PRIORITY", "UNIQUE", "CONCURRENCY", "RATE", "fn mutex_key"] {
+            assert!(!output.contains(absent), "{absent} in\n{output}");
+        }
     }
 
     #[test]
@@ -607,6 +724,10 @@ mod tests {
                 retry_delays = [1, 5, 30],
                 on_exhausted = "delete",
                 timeout = "30s",
+                unique_for = "10m",
+                mutex = "{{order}}-{order_id}",
+                concurrency = 4,
+                rate = "100/1m",
                 crate = ::my_jobs,
             ),
             quote! {
@@ -663,6 +784,31 @@ mod tests {
             quote!(on_exhausted: ::my_jobs::__private::OnExhausted::Delete,),
             quote!(timeout: ::core::option::Option::Some(::my_jobs::__private::Duration::from_millis(30000u64)),),
             quote!(services: &[::my_jobs::__private::ServiceKey::of::<Payments>],),
+            quote!(
+                const UNIQUE: ::core::option::Option<::my_jobs::__private::Unique> =
+                    ::core::option::Option::Some(::my_jobs::__private::Unique {
+                        window: ::core::option::Option::Some(
+                            ::my_jobs::__private::Duration::from_millis(600000u64),
+                        ),
+                    });
+                const CONCURRENCY: ::core::option::Option<::core::primitive::u32> =
+                    ::core::option::Option::Some(4u32);
+                const RATE: ::core::option::Option<::my_jobs::__private::Rate> =
+                    ::core::option::Option::Some(::my_jobs::__private::Rate::checked(
+                        100u32, 60000u64,
+                    ));
+                fn mutex_key(&self) -> ::core::option::Option<::my_jobs::__private::String> {
+                    ::core::option::Option::Some(::my_jobs::__private::format!(
+                        "{{order}}-{}",
+                        ::my_jobs::__private::mutex_part::<i64>(&self.order_id)
+                    ))
+                }
+            ),
+            quote!(
+                concurrency: ::core::option::Option::Some(4u32),
+                rate: ::core::option::Option::Some(::my_jobs::__private::Rate::checked(100u32, 60000u64)),
+                mutex: true,
+            ),
         ] {
             let expected = normalized(expected);
             assert!(
@@ -734,6 +880,7 @@ mod tests {
             quote! {
                 impl EmailService {
                     pub fn new() -> Self { EmailService }
+                    #[job(unique, mutex = "mail-{to}")]
                     pub async fn send(&self, to: String) -> anyhow::Result<()> {}
                     #[job(name = "mail.flush")]
                     fn flush(self: Arc<Self>) {}
@@ -755,6 +902,16 @@ mod tests {
                 const NAME: &'static str = "mail.flush";
             ),
             quote!(run_blocking(move || <EmailService>::flush(__jobs_service,)).await?),
+            quote!(
+                const UNIQUE: ::core::option::Option<::jobs::__private::Unique> =
+                    ::core::option::Option::Some(::jobs::__private::Unique {
+                        window: ::core::option::Option::None,
+                    });
+            ),
+            quote!(::core::option::Option::Some(::jobs::__private::format!(
+                "mail-{}",
+                ::jobs::__private::mutex_part::<String>(&self.to)
+            ))),
             quote!(services: &[::jobs::__private::ServiceKey::of::<EmailService>],),
         ] {
             let expected = normalized(expected);
@@ -765,6 +922,9 @@ mod tests {
         }
         assert!(!output.contains("compile_error"), "{output}");
         assert_eq!(output.matches("inventory :: submit !").count(), 2);
+        // The method's own options are its alone.
+        assert_eq!(output.matches("const UNIQUE").count(), 1, "{output}");
+        assert_eq!(output.matches("mutex : true").count(), 1, "{output}");
     }
 
     #[test]
@@ -800,6 +960,20 @@ mod tests {
             output.contains(r#"const QUEUE : & 'static str = "default""#),
             "{output}"
         );
+    }
+
+    #[test]
+    fn mutex_errors_still_expand_the_job() {
+        let output = expand(
+            quote!(mutex = "{nope}", unique),
+            quote!(
+                fn f(a: u8) {}
+            ),
+        );
+        assert_eq!(output.matches("compile_error").count(), 1, "{output}");
+        assert!(output.contains("struct F"), "{output}");
+        assert!(!output.contains("fn mutex_key"), "{output}");
+        assert!(output.contains("mutex : false"), "{output}");
     }
 
     #[test]

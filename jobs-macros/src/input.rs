@@ -76,13 +76,43 @@ pub(crate) enum Param {
     },
     /// `#[inject] payments: Arc<Payments>`: resolved from the container.
     Inject {
+        /// The parameter's name (`payments`).
+        ident: Ident,
         /// `Payments`.
         service: Type,
     },
     /// `ctx: JobContext`.
-    Context,
+    Context {
+        /// The parameter's name (`ctx`).
+        ident: Ident,
+    },
     /// `token: CancellationToken`.
-    CancellationToken,
+    CancellationToken {
+        /// The parameter's name (`token`).
+        ident: Ident,
+    },
+}
+
+impl Param {
+    /// The parameter's name.
+    pub(crate) fn ident(&self) -> &Ident {
+        match self {
+            Param::Arg { ident, .. }
+            | Param::Inject { ident, .. }
+            | Param::Context { ident }
+            | Param::CancellationToken { ident } => ident,
+        }
+    }
+
+    /// What a parameter that is not an argument is, for messages; `None` for an argument.
+    fn non_argument(&self) -> Option<&'static str> {
+        match self {
+            Param::Arg { .. } => None,
+            Param::Inject { .. } => Some("an `#[inject]` service"),
+            Param::Context { .. } => Some("the job's `JobContext`"),
+            Param::CancellationToken { .. } => Some("the job's `CancellationToken`"),
+        }
+    }
 }
 
 /// What an argument's `#[serde(...)]` attributes change about its serialization.
@@ -151,8 +181,31 @@ pub(crate) struct Options {
     pub(crate) on_exhausted: attr::OnExhausted,
     /// `timeout`, in milliseconds.
     pub(crate) timeout_ms: Option<u64>,
+    /// `unique` or `unique_for`: at most one job per key (its name and arguments).
+    pub(crate) unique: bool,
+    /// `unique_for`, in milliseconds: the window of `unique`.
+    pub(crate) unique_for_ms: Option<u64>,
+    /// `mutex = "..."`, checked against the parameters; `None` without one, or when the
+    /// template names something that is not an argument (an error was reported).
+    pub(crate) mutex: Option<MutexKey>,
+    /// `concurrency = N`.
+    pub(crate) concurrency: Option<u32>,
+    /// `rate = "..."`.
+    pub(crate) rate: Option<attr::RateLimit>,
     /// The path of the `jobs` crate (`::jobs` unless `crate = ...`).
     pub(crate) krate: syn::Path,
+}
+
+/// A `mutex = "..."` template whose fields are the job's arguments, ready for `format!`.
+#[derive(Debug)]
+pub(crate) struct MutexKey {
+    /// The format string: the template's text with its braces escaped, `{}` for each field.
+    pub(crate) format: String,
+    /// The argument rendered into each `{}`, in order: its name and its type (checked to
+    /// implement `Display`).
+    pub(crate) fields: Vec<(Ident, Type)>,
+    /// The template literal: an argument that cannot be rendered is reported there.
+    pub(crate) span: Span,
 }
 
 /// The queue of a job without `queue = "..."`.
@@ -195,7 +248,7 @@ fn lower_fn(cx: &Errors, attrs: &JobAttrs, item: &mut ItemFn) -> Option<JobFn> {
     let params = lower_params(cx, &mut item.sig, None);
     let output = output_type(cx, &item.sig, None);
     let ident = item.sig.ident.clone();
-    let options = options(attrs);
+    let mut options = options(attrs);
     let name = attrs
         .name
         .as_ref()
@@ -204,6 +257,10 @@ fn lower_fn(cx: &Errors, attrs: &JobAttrs, item: &mut ItemFn) -> Option<JobFn> {
     if cx.count() > errors_before {
         return None;
     }
+    let params = params?;
+    // After the check above: a template error, like an option error, still lets the job
+    // expand (without its key), so uses of the arguments struct stay quiet.
+    options.mutex = mutex_key(cx, attrs, &params, &ident, false);
     Some(JobFn {
         struct_ident: Ident::new(&upper_camel_case(&ident.unraw().to_string()), ident.span()),
         kind: FnKind::Free,
@@ -211,7 +268,7 @@ fn lower_fn(cx: &Errors, attrs: &JobAttrs, item: &mut ItemFn) -> Option<JobFn> {
         vis: item.vis.clone(),
         docs: docs(&item.attrs),
         cfgs: cfgs(&item.attrs),
-        params: params?,
+        params,
         output: output?,
         name,
         options,
@@ -305,7 +362,7 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
             || format!("{}::{}", type_name.unraw(), ident.unraw()),
             |name| name.value.clone(),
         );
-        let options = options(&attrs);
+        let mut options = options(&attrs);
         check_aliases(cx, &attrs, &name);
         if !ok || cx.count() > errors_before {
             continue;
@@ -313,6 +370,8 @@ fn lower_impl(cx: &Errors, impl_attrs: &JobAttrs, item: &mut ItemImpl) -> Vec<Jo
         let (Some(params), Some(output)) = (params, output) else {
             continue;
         };
+        // As for a free function, a template error leaves the job expanded without its key.
+        options.mutex = mutex_key(cx, &attrs, &params, &ident, true);
         let struct_name = format!(
             "{}{}",
             type_name.unraw(),
@@ -509,6 +568,7 @@ fn lower_params(cx: &Errors, sig: &mut Signature, self_ty: Option<&Type>) -> Opt
             match arc_inner(&ty) {
                 Some(service) if !matches!(service, Type::ImplTrait(_) | Type::Infer(_)) => {
                     params.push(Param::Inject {
+                        ident,
                         service: service.clone(),
                     });
                 }
@@ -556,9 +616,9 @@ fn lower_params(cx: &Errors, sig: &mut Signature, self_ty: Option<&Type>) -> Opt
                 ok = false;
             }
             params.push(if is_named(&ty, "JobContext") {
-                Param::Context
+                Param::Context { ident }
             } else {
-                Param::CancellationToken
+                Param::CancellationToken { ident }
             });
             continue;
         }
@@ -658,10 +718,101 @@ fn options(attrs: &JobAttrs) -> Options {
             .as_ref()
             .map_or(attr::OnExhausted::Fail, |on| on.value),
         timeout_ms: attrs.timeout.as_ref().map(|timeout| timeout.value),
+        unique: attrs.unique.is_some() || attrs.unique_for.is_some(),
+        unique_for_ms: attrs.unique_for.as_ref().map(|window| window.value),
+        // Needs the parameters: filled in by `mutex_key` once they are checked.
+        mutex: None,
+        concurrency: attrs.concurrency.as_ref().map(|limit| limit.value),
+        rate: attrs.rate.as_ref().map(|rate| rate.value),
         krate: attrs
             .krate
             .as_ref()
             .map_or_else(|| syn::parse_quote!(::jobs), |krate| krate.value.clone()),
+    }
+}
+
+/// Checks the `mutex` template against the job's parameters: each `{name}` must be one of its
+/// arguments, because the key is rendered from the arguments struct when the job is enqueued
+/// (services, the context and the token exist only while it runs). Each bad name is reported
+/// at the template; `None` then, or without a template.
+fn mutex_key(
+    cx: &Errors,
+    attrs: &JobAttrs,
+    params: &[Param],
+    fn_ident: &Ident,
+    has_receiver: bool,
+) -> Option<MutexKey> {
+    let template = attrs.mutex.as_ref()?;
+    let mut format = String::new();
+    let mut fields = Vec::new();
+    let mut ok = true;
+    for part in &template.value {
+        match part {
+            attr::TemplatePart::Text(text) => {
+                format.push_str(&text.replace('{', "{{").replace('}', "}}"));
+            }
+            attr::TemplatePart::Field(name) => match argument_named(params, name) {
+                Some((ident, ty)) => {
+                    format.push_str("{}");
+                    fields.push((ident.clone(), ty.clone()));
+                }
+                None => {
+                    let message = not_an_argument_message(params, name, fn_ident, has_receiver);
+                    cx.error_at(template.span, message);
+                    ok = false;
+                }
+            },
+        }
+    }
+    ok.then_some(MutexKey {
+        format,
+        fields,
+        span: template.span,
+    })
+}
+
+/// The argument (serialized parameter) called `name` (`r#type` for `type`): its name and type.
+fn argument_named<'a>(params: &'a [Param], name: &str) -> Option<(&'a Ident, &'a Type)> {
+    params.iter().find_map(|param| match param {
+        Param::Arg { ident, ty, .. } if ident.unraw() == name => Some((ident, ty)),
+        _ => None,
+    })
+}
+
+/// Why the template field `{name}` is not an argument, with the arguments it could name.
+fn not_an_argument_message(
+    params: &[Param],
+    name: &str,
+    fn_ident: &Ident,
+    has_receiver: bool,
+) -> String {
+    let fn_name = fn_ident.unraw();
+    let arguments: Vec<String> = params
+        .iter()
+        .filter(|param| param.non_argument().is_none())
+        .map(|param| format!("`{}`", param.ident().unraw()))
+        .collect();
+    let arguments = match &arguments[..] {
+        [] => format!("`{fn_name}` has no arguments to name"),
+        [only] => format!("the only argument of `{fn_name}` is {only}"),
+        all => format!("the arguments of `{fn_name}` are {}", all.join(", ")),
+    };
+    let what = if has_receiver && name == "self" {
+        Some("the receiver `self`")
+    } else {
+        params
+            .iter()
+            .find(|param| param.ident().unraw() == name)
+            .and_then(Param::non_argument)
+    };
+    match what {
+        Some(what) => format!(
+            "`{{{name}}}` in the `mutex` template names {what}, not an argument: the key is \
+             rendered from the job's arguments when it is enqueued; {arguments}"
+        ),
+        None => format!(
+            "`{{{name}}}` in the `mutex` template is not a parameter of `{fn_name}`; {arguments}"
+        ),
     }
 }
 
@@ -792,10 +943,10 @@ mod tests {
         );
         assert!(matches!(&job.params[1], Param::Arg { serde_attrs, .. } if serde_attrs.len() == 1));
         assert!(
-            matches!(&job.params[2], Param::Inject { service } if quote!(#service).to_string() == "Mailer")
+            matches!(&job.params[2], Param::Inject { ident, service } if ident == "mailer" && quote!(#service).to_string() == "Mailer")
         );
-        assert!(matches!(job.params[3], Param::Context));
-        assert!(matches!(job.params[4], Param::CancellationToken));
+        assert!(matches!(&job.params[3], Param::Context { ident } if ident == "ctx"));
+        assert!(matches!(&job.params[4], Param::CancellationToken { ident } if ident == "token"));
     }
 
     #[test]
@@ -1014,6 +1165,154 @@ mod tests {
             ),
         );
         assert_eq!(errors.len(), 5, "{errors:#?}");
+    }
+
+    #[test]
+    fn flow_control_options_model() {
+        let jobs = lower_ok(
+            quote!(
+                unique_for = "10m",
+                concurrency = 2,
+                rate = "5/1s",
+                mutex = "{{{account}}}-{type}:{account}"
+            ),
+            quote! {
+                fn f(account: u64, r#type: String, #[inject] db: Arc<Db>, ctx: JobContext) {}
+            },
+        );
+        let [job] = &jobs[..] else { panic!() };
+        let options = &job.options;
+        assert!(options.unique);
+        assert_eq!(options.unique_for_ms, Some(600_000));
+        assert_eq!(options.concurrency, Some(2));
+        assert_eq!(
+            options.rate,
+            Some(attr::RateLimit {
+                count: 5,
+                period_ms: 1_000
+            })
+        );
+        let mutex = options.mutex.as_ref().unwrap();
+        assert_eq!(mutex.format, "{{{}}}-{}:{}");
+        let fields: Vec<String> = mutex
+            .fields
+            .iter()
+            .map(|(ident, ty)| format!("{ident}: {}", quote!(#ty)))
+            .collect();
+        assert_eq!(fields, ["account: u64", "r#type: String", "account: u64"]);
+
+        let [job] = &lower_ok(
+            quote!(unique),
+            quote!(
+                fn f() {}
+            ),
+        )[..] else {
+            panic!()
+        };
+        assert!(job.options.unique && job.options.unique_for_ms.is_none());
+        assert!(job.options.mutex.is_none());
+    }
+
+    #[test]
+    fn mutex_fields_must_be_arguments() {
+        let item = quote! {
+            fn transfer(
+                account_id: u64,
+                amount: u64,
+                #[inject] db: Arc<Db>,
+                ctx: JobContext,
+                token: CancellationToken,
+            ) {}
+        };
+        let arguments = "the arguments of `transfer` are `account_id`, `amount`";
+        let cases = [
+            (
+                quote!(mutex = "account-{acount_id}"),
+                format!(
+                    "`{{acount_id}}` in the `mutex` template is not a parameter of `transfer`; \
+                     {arguments}"
+                ),
+            ),
+            (
+                quote!(mutex = "{db}"),
+                format!(
+                    "`{{db}}` in the `mutex` template names an `#[inject]` service, not an \
+                     argument: the key is rendered from the job's arguments when it is enqueued; \
+                     {arguments}"
+                ),
+            ),
+            (
+                quote!(mutex = "{ctx}"),
+                format!(
+                    "`{{ctx}}` in the `mutex` template names the job's `JobContext`, not an \
+                     argument: the key is rendered from the job's arguments when it is enqueued; \
+                     {arguments}"
+                ),
+            ),
+            (
+                quote!(mutex = "{token}"),
+                format!(
+                    "`{{token}}` in the `mutex` template names the job's `CancellationToken`, \
+                     not an argument: the key is rendered from the job's arguments when it is \
+                     enqueued; {arguments}"
+                ),
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(lower_err(args.clone(), item.clone()), [expected], "{args}");
+        }
+        assert_eq!(
+            lower_err(quote!(mutex = "{a}-{b}"), quote!(fn g(a: u8) {})),
+            ["`{b}` in the `mutex` template is not a parameter of `g`; the only argument of `g` is `a`"]
+        );
+        assert_eq!(
+            lower_err(quote!(mutex = "{x}"), quote!(fn g(#[inject] db: Arc<Db>) {})),
+            ["`{x}` in the `mutex` template is not a parameter of `g`; `g` has no arguments to name"]
+        );
+        assert_eq!(
+            lower_err(
+                quote!(mutex = "{self}"),
+                quote!(impl S { fn send(&self, to: String) {} })
+            ),
+            ["`{self}` in the `mutex` template names the receiver `self`, not an argument: the key \
+              is rendered from the job's arguments when it is enqueued; the only argument of \
+              `send` is `to`"]
+        );
+    }
+
+    #[test]
+    fn impl_mutex_is_checked_per_method() {
+        let cx = Errors::new();
+        let attrs = attr::parse(&cx, quote!(mutex = "{to}"));
+        let item = syn::parse2(quote!(impl S {
+            fn send(&self, to: String) {}
+            fn flush(&self) {}
+            #[job(mutex = "all")]
+            fn digest(&self) {}
+        }))
+        .unwrap();
+        let (_, jobs) = lower(&cx, &attrs, item);
+        let errors: Vec<String> = cx
+            .check()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            ["`{to}` in the `mutex` template is not a parameter of `flush`; `flush` has no arguments to name"]
+        );
+        // Every job is still generated; the one with the bad template without its key.
+        let keys: Vec<Option<&str>> = jobs
+            .iter()
+            .map(|job| {
+                job.options
+                    .mutex
+                    .as_ref()
+                    .map(|mutex| mutex.format.as_str())
+            })
+            .collect();
+        assert_eq!(keys, [Some("{}"), None, Some("all")]);
     }
 
     #[test]

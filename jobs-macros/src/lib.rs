@@ -43,6 +43,11 @@ use proc_macro::TokenStream;
 /// | `retry_delays = [1, 5, 30]` | the server's retry policy | seconds before each retry; the last one repeats |
 /// | `on_exhausted = "fail"` or `"delete"` | `"fail"` | the state of a job whose retries are used up |
 /// | `timeout = "30s"` | none | fails an attempt running longer; units `ms`, `s`, `m`, `h` |
+/// | `unique` | not unique | no new job while one with the same name and arguments is Enqueued, Scheduled, Awaiting or Processing (a job with no arguments: at most one pending) |
+/// | `unique_for = "10m"` | none | `unique`, and a job with the same key created within this period (a `humantime` duration, at least 1ms) blocks too, whatever its state; wins over `unique` |
+/// | `mutex = "account-{account_id}"` | none | at most one job per rendered key Processing at once; each `{name}` is an argument rendered with `Display`, `{{` and `}}` escape braces |
+/// | `concurrency = 5` | unlimited | at most this many of its jobs Processing at once, across every server (at least 1) |
+/// | `rate = "100/1m"` | unlimited | at most `count` of its jobs started per window of `period` (`count/period`, the period in `humantime` units) |
 /// | `crate = ::jobs` or `crate = "jobs"` | `::jobs` | the path of the `jobs` crate, if renamed |
 ///
 /// # Parameters
@@ -69,7 +74,9 @@ use proc_macro::TokenStream;
 /// On an inherent impl block, every method taking `&self` (or `self: Arc<Self>`) is a job whose
 /// service is resolved from the container when the job runs; associated functions without a
 /// receiver are left alone. The options apply to every method; a method can override them with
-/// its own `#[job(...)]` (where `name` and `aliases` are also allowed).
+/// its own `#[job(...)]` (where `name` and `aliases` are also allowed). Each method is its own
+/// job kind: `concurrency` or `rate` on the impl block limits each method's jobs separately, and
+/// a `mutex` template there must name an argument of every method.
 ///
 /// ```ignore
 /// pub struct EmailService { /* ... */ }
@@ -104,6 +111,7 @@ use proc_macro::TokenStream;
 ///     impl SendWelcome {
 ///         pub fn new(user_id: i64, template: String) -> Self { .. }
 ///         pub async fn enqueue(&self, client: &Client) -> Result<JobId> { .. }
+///         pub async fn enqueue_with(&self, client: &Client, opts: EnqueueOptions) -> Result<Enqueued> { .. }
 ///         pub async fn schedule(&self, client: &Client, delay: Duration) -> Result<JobId> { .. }
 ///         pub async fn schedule_at(&self, client: &Client, at: DateTime<Utc>) -> Result<JobId> { .. }
 ///         pub async fn continue_after(&self, client: &Client, parent: JobId) -> Result<JobId> { .. }
@@ -118,6 +126,7 @@ use proc_macro::TokenStream;
 ///     impl Job for SendWelcome {
 ///         const NAME: &'static str = "send_welcome";
 ///         const QUEUE: &'static str = "default";
+///         // and, when given: PRIORITY, UNIQUE, CONCURRENCY, RATE, and `fn mutex_key(&self)`
 ///     }
 ///     // compile-time checks spanned at each argument type and at the return type
 ///     fn __jobs_run(invocation: Invocation) -> BoxFuture<'static, RunResult> {

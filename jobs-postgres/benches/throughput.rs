@@ -7,7 +7,12 @@
 //! ```
 //!
 //! Scenarios: `enqueue-single`, `enqueue-batch`, `process`, `steady`, `latency`, `ceiling`,
-//! `soak` (10 minutes; only when named), `all` (the default: everything but `soak`).
+//! flow control's `enqueue-unique` (unique jobs, one producer task per job as
+//! `enqueue-single`), `process-limited` (`process` with a queue concurrency limit of 50 and a
+//! rate limit far above the load), `process-mutex` (10,000 jobs over 1,000 mutex keys, and the
+//! same number of plain jobs for reference; counts overlaps of one key, which must be none),
+//! `soak` (10 minutes; only when named), `all` (the default: everything but `soak`). The
+//! summary gives each flow control figure's ratio to its plain counterpart.
 //! PostgreSQL is `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`); every
 //! scenario runs in a fresh schema, dropped after. Each metric is printed as one line
 //! `scenario=… storage=… metric=… value=… unit=…`, and a summary table ends the run, with each
@@ -54,6 +59,39 @@ async fn probe(sent_micros: u64) {
     PROCESSED.fetch_add(1, Ordering::Relaxed);
 }
 
+/// A no-op unique job (each `n` its own key).
+#[job(queue = "bench", unique)]
+async fn unique_noop(n: u64) {
+    let _ = n;
+    PROCESSED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The mutex keys held by running `locked` jobs, and how often one was found held.
+static HELD: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+static OVERLAPS: AtomicU64 = AtomicU64::new(0);
+
+/// A no-op job holding the mutex `key-{key}`: counts an overlap when another job of its key
+/// is running, and yields once while it holds it, so that an overlap would be seen.
+#[job(queue = "bench-mutex", mutex = "key-{key}")]
+async fn locked(n: u64, key: u64) {
+    let _ = n;
+    {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if held.contains(&key) {
+            OVERLAPS.fetch_add(1, Ordering::Relaxed);
+        }
+        held.push(key);
+    }
+    tokio::task::yield_now().await;
+    {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = held.iter().position(|k| *k == key) {
+            held.swap_remove(at);
+        }
+    }
+    PROCESSED.fetch_add(1, Ordering::Relaxed);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Postgres,
@@ -83,10 +121,13 @@ struct Options {
     url: String,
 }
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 10] = [
     "enqueue-single",
     "enqueue-batch",
     "process",
+    "enqueue-unique",
+    "process-limited",
+    "process-mutex",
     "steady",
     "latency",
     "ceiling",
@@ -227,6 +268,18 @@ impl Report {
             (("process", "throughput"), ("ceiling", "process")),
             (("steady", "throughput"), ("ceiling", "process")),
         ]);
+        // Flow control's figures against their plain counterparts of the same run.
+        let plain_of: BTreeMap<(&str, &str), (&str, &str)> = BTreeMap::from([
+            (
+                ("enqueue-unique", "throughput"),
+                ("enqueue-single", "throughput"),
+            ),
+            (("process-limited", "throughput"), ("process", "throughput")),
+            (
+                ("process-mutex", "throughput"),
+                ("process-mutex", "plain-throughput"),
+            ),
+        ]);
         // One line per metric: the median over the rounds (and their range when there were
         // several); the ratio is of the medians.
         println!();
@@ -247,10 +300,16 @@ impl Report {
                 }
                 _ => String::new(),
             };
+            let key = (scenario.as_str(), metric.as_str());
             let ratio = ceiling_of
-                .get(&(scenario.as_str(), metric.as_str()))
+                .get(&key)
                 .and_then(|(s, m)| self.get(s, m))
                 .map(|ceiling| format!("{:.0} %", 100.0 * median / ceiling))
+                .or_else(|| {
+                    let (s, m) = plain_of.get(&key)?;
+                    let plain = self.get(s, m)?;
+                    Some(format!("{:.0} % of {s} {m}", 100.0 * median / plain))
+                })
                 .unwrap_or_default();
             let median = format_value(median);
             println!("| {scenario} | {metric} | {median} | {range} | {unit} | {ratio} |");
@@ -465,6 +524,35 @@ async fn wait_processed(target: u64, deadline: Duration) -> anyhow::Result<()> {
 }
 
 async fn enqueue_single(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    enqueue_each(options, report, "enqueue-single", |client, n| async move {
+        Noop::new(n).enqueue(&client).await
+    })
+    .await
+}
+
+async fn enqueue_unique(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    enqueue_each(options, report, "enqueue-unique", |client, n| async move {
+        let enqueued = UniqueNoop::new(n)
+            .enqueue_with(&client, EnqueueOptions::new())
+            .await?;
+        anyhow::ensure!(!enqueued.duplicate, "job {n} was taken for a duplicate");
+        Ok(enqueued.id)
+    })
+    .await
+}
+
+/// Eight producer tasks enqueue one job per call with `enqueue`, `total` in all.
+async fn enqueue_each<F, Fut, E>(
+    options: &Options,
+    report: &mut Report,
+    scenario: &str,
+    enqueue: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(Client, u64) -> Fut + Send + Sync + Copy + 'static,
+    Fut: std::future::Future<Output = Result<JobId, E>> + Send,
+    E: Into<anyhow::Error>,
+{
     let fixture = Fixture::new(options).await?;
     let total = options.jobs.unwrap_or(match options.kind {
         Kind::Postgres => 20_000,
@@ -478,7 +566,7 @@ async fn enqueue_single(options: &Options, report: &mut Report) -> anyhow::Resul
         tasks.push(tokio::spawn(async move {
             let mut n = producer;
             while n < total {
-                Noop::new(n).enqueue(&client).await?;
+                enqueue(client.clone(), n).await.map_err(Into::into)?;
                 n += producers;
             }
             anyhow::Ok(())
@@ -490,7 +578,7 @@ async fn enqueue_single(options: &Options, report: &mut Report) -> anyhow::Resul
     let elapsed = started.elapsed().as_secs_f64();
     report.record(
         options.kind,
-        "enqueue-single",
+        scenario,
         "throughput",
         total as f64 / elapsed,
         "jobs/s",
@@ -530,6 +618,23 @@ async fn enqueue_batch(options: &Options, report: &mut Report) -> anyhow::Result
 }
 
 async fn process(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    process_with(options, report, "process", None).await
+}
+
+/// `process` with a queue concurrency limit of 50 and a rate limit far above the load.
+async fn process_limited(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let limits = QueueLimits::new()
+        .concurrency(50)
+        .rate(100_000_000, Duration::from_secs(1));
+    process_with(options, report, "process-limited", Some(limits)).await
+}
+
+async fn process_with(
+    options: &Options,
+    report: &mut Report,
+    scenario: &str,
+    limits: Option<QueueLimits>,
+) -> anyhow::Result<()> {
     let fixture = Fixture::new(options).await?;
     let total = options.jobs.unwrap_or(match options.kind {
         Kind::Postgres => 200_000,
@@ -537,37 +642,110 @@ async fn process(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     });
     let client = fixture.client();
     prefill(&client, total).await?;
+    if let Some(limits) = limits {
+        client.set_queue_limits("bench", limits).await?;
+    }
     PROCESSED.store(0, Ordering::Relaxed);
     let cpu_before = cpu_seconds();
     let postgres_cpu_before = postgres_cpu_seconds();
     let started = Instant::now();
-    let server = fixture.server(options.workers).build()?.start().await?;
-    wait_processed(total, Duration::from_secs(1800)).await?;
-    // Shutdown flushes the completer: every outcome is committed when it returns.
-    server.shutdown().await?;
+    drain(&fixture, options, total, "bench").await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     let postgres_cpu = postgres_cpu_seconds() - postgres_cpu_before;
-    let succeeded = fixture.storage.counts().await?.get(JobState::Succeeded);
-    if succeeded != total {
-        bail!("{succeeded} of {total} jobs are Succeeded after the run");
-    }
     report.record(
         options.kind,
-        "process",
+        scenario,
         "throughput",
         total as f64 / elapsed,
         "jobs/s",
     );
-    report.record_cpu(options.kind, "process", "cpu-per-1k-jobs", cpu, total);
+    report.record_cpu(options.kind, scenario, "cpu-per-1k-jobs", cpu, total);
     if options.kind == Kind::Postgres {
         report.record_cpu(
             options.kind,
-            "process",
+            scenario,
             "postgres-cpu-per-1k-jobs",
             postgres_cpu,
             total,
         );
+    }
+    fixture.teardown().await
+}
+
+/// Starts a server on `queue`, waits until `total` jobs ran, and stops it; every job must be
+/// Succeeded. `PROCESSED` counts from zero.
+async fn drain(
+    fixture: &Fixture,
+    options: &Options,
+    total: u64,
+    queue: &str,
+) -> anyhow::Result<()> {
+    PROCESSED.store(0, Ordering::Relaxed);
+    let server = fixture
+        .server(options.workers)
+        .queues([queue])
+        .build()?
+        .start()
+        .await?;
+    wait_processed(total, Duration::from_secs(1800)).await?;
+    // Shutdown flushes the completer: every outcome is committed when it returns.
+    server.shutdown().await?;
+    let succeeded = fixture.storage.counts().await?.get(JobState::Succeeded);
+    if succeeded != total {
+        bail!("{succeeded} of {total} jobs are Succeeded after the run");
+    }
+    Ok(())
+}
+
+/// 10,000 jobs over 1,000 mutex keys (each key's jobs spread through the queue), against the
+/// same number of plain jobs processed in a schema of their own just before.
+async fn process_mutex(options: &Options, report: &mut Report) -> anyhow::Result<()> {
+    let total = options.jobs.unwrap_or(10_000);
+    let plain = Fixture::new(options).await?;
+    prefill(&plain.client(), total).await?;
+    let started = Instant::now();
+    drain(&plain, options, total, "bench").await?;
+    let plain_elapsed = started.elapsed().as_secs_f64();
+    plain.teardown().await?;
+
+    let fixture = Fixture::new(options).await?;
+    let client = fixture.client();
+    let mut next = 0;
+    while next < total {
+        let end = (next + 1000).min(total);
+        let batch: Vec<Locked> = (next..end).map(|n| Locked::new(n, n % 1000)).collect();
+        client.enqueue_many(&batch).await?;
+        next = end;
+    }
+    OVERLAPS.store(0, Ordering::Relaxed);
+    let started = Instant::now();
+    drain(&fixture, options, total, "bench-mutex").await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let overlaps = OVERLAPS.load(Ordering::Relaxed);
+    report.record(
+        options.kind,
+        "process-mutex",
+        "plain-throughput",
+        total as f64 / plain_elapsed,
+        "jobs/s",
+    );
+    report.record(
+        options.kind,
+        "process-mutex",
+        "throughput",
+        total as f64 / elapsed,
+        "jobs/s",
+    );
+    report.record(
+        options.kind,
+        "process-mutex",
+        "overlaps",
+        overlaps as f64,
+        "jobs",
+    );
+    if overlaps > 0 {
+        bail!("{overlaps} jobs ran while another job of their mutex key was running");
     }
     fixture.teardown().await
 }
@@ -976,6 +1154,9 @@ fn main() -> anyhow::Result<()> {
                     "enqueue-single" => enqueue_single(&options, &mut report).await?,
                     "enqueue-batch" => enqueue_batch(&options, &mut report).await?,
                     "process" => process(&options, &mut report).await?,
+                    "enqueue-unique" => enqueue_unique(&options, &mut report).await?,
+                    "process-limited" => process_limited(&options, &mut report).await?,
+                    "process-mutex" => process_mutex(&options, &mut report).await?,
                     "steady" => steady(&options, &mut report).await?,
                     "latency" => latency(&options, &mut report).await?,
                     "ceiling" => ceiling(&options, &mut report).await?,

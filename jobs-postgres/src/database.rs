@@ -52,6 +52,14 @@ impl Template {
         }
     }
 
+    /// The text of a written-out statement (`None` for a built one).
+    pub(crate) const fn written(&self) -> Option<&'static str> {
+        match self.sql {
+            TemplateSql::Text(sql) => Some(sql),
+            TemplateSql::Built(_) => None,
+        }
+    }
+
     fn sql(&self) -> Cow<'static, str> {
         match self.sql {
             TemplateSql::Text(sql) => Cow::Borrowed(sql),

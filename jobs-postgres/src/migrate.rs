@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "state_index", "0007_state_index"),
     migration!(8, "entries", "0008_entries"),
     migration!(9, "priority", "0009_priority"),
+    migration!(10, "flow", "0010_flow"),
 ];
 
 /// The newest schema version this crate knows.

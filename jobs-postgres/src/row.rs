@@ -101,6 +101,8 @@ pub(crate) fn job_record(row: &Row, with_history: bool) -> Result<JobRecord, Pos
         name: column(row, "name", what)?,
         queue: column(row, "queue", what)?,
         priority: priority(column(row, "priority", what)?, what)?,
+        unique_key: column(row, "unique_key", what)?,
+        mutex: column(row, "mutex", what)?,
         args: column(row, "args", what)?,
         state: state_from_sql(&state, &|| format!("{}, column `state`", what()))?,
         created_at: column(row, "created_at", what)?,

@@ -13,7 +13,10 @@ use jobs::storage::{
     PruneRequest, RecurringClaim, RecurringJob, ServerInfo, ServerRecord, StatPoint, StateCounts,
     Storage,
 };
-use jobs::{Error, Job, JobId, JobRecord, Result};
+use jobs::{
+    Enqueued, Error, Job, JobId, JobLimits, JobRecord, QueueInfo, QueueLimits, QueueSettings,
+    Result,
+};
 use tokio_postgres::{NoTls, Transaction};
 
 use crate::connection::{bound_connections, Suspect, KEEPALIVES_INTERVAL, KEEPALIVES_RETRIES};
@@ -190,17 +193,19 @@ impl PostgresStorage {
             .into_iter()
             .map(|job| NewJob::from_job(job, InitialState::Enqueued))
             .collect::<Result<Vec<_>>>()?;
-        self.enqueue_new_tx(tx, jobs, Utc::now()).await
+        let enqueued = self.enqueue_new_tx(tx, jobs, Utc::now()).await?;
+        Ok(enqueued.into_iter().map(|enqueued| enqueued.id).collect())
     }
 
-    /// Creates jobs in any initial state (scheduled, continuations) inside the caller's
-    /// transaction, as [`Storage::enqueue`] does outside one.
+    /// Creates jobs in any initial state (scheduled, continuations, unique) inside the
+    /// caller's transaction, as [`Storage::enqueue`] does outside one. A unique key stays
+    /// locked until the transaction ends.
     pub async fn enqueue_new_tx(
         &self,
         tx: &Transaction<'_>,
         jobs: Vec<NewJob>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<JobId>> {
+    ) -> Result<Vec<jobs::Enqueued>> {
         let db = Db {
             client: tx.client(),
             cache: None,
@@ -317,9 +322,47 @@ impl PostgresStorage {
 
 #[async_trait]
 impl Storage for PostgresStorage {
-    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>> {
         self.bounded("enqueue", sql::enqueue::enqueue(&self.inner, jobs, now))
             .await
+    }
+
+    async fn queue_settings(&self) -> Result<Vec<QueueSettings>> {
+        self.bounded("queue settings", sql::flow::queue_settings(&self.inner))
+            .await
+    }
+
+    async fn gated_queues(&self) -> Result<Vec<String>> {
+        self.bounded("gated queues", sql::flow::gated_queues(&self.inner))
+            .await
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        self.bounded(
+            "set queue paused",
+            sql::flow::set_queue_paused(&self.inner, queue, paused),
+        )
+        .await
+    }
+
+    async fn set_queue_limits(&self, queue: &str, limits: QueueLimits) -> Result<()> {
+        self.bounded(
+            "set queue limits",
+            sql::flow::set_queue_limits(&self.inner, queue, limits),
+        )
+        .await
+    }
+
+    async fn register_job_limits(&self, limits: &[JobLimits]) -> Result<()> {
+        self.bounded(
+            "register job limits",
+            sql::flow::register_job_limits(&self.inner, limits),
+        )
+        .await
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.bounded("queues", sql::flow::queues(&self.inner)).await
     }
 
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>> {

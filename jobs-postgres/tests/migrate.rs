@@ -62,6 +62,9 @@ fn job(name: &str) -> NewJob {
         args: "{}".to_owned(),
         initial: InitialState::Enqueued,
         recurring: None,
+        unique: None,
+        mutex: None,
+        limited: false,
     }
 }
 
@@ -92,7 +95,10 @@ async fn up_down_up_and_rerun_is_a_no_op() {
     let ids = storage
         .enqueue(vec![job("a"), job("b")], chrono::Utc::now())
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     let (id, done) = (ids[0], ids[1]);
     // `id` running: since 0005 its Processing entry is read from the job row; `done` succeeded.
     let now = chrono::Utc::now();
@@ -104,6 +110,7 @@ async fn up_down_up_and_rerun_is_a_no_op() {
             limit: 2,
             now,
             lease_until: now + chrono::TimeDelta::seconds(60),
+            flow: false,
         })
         .await
         .expect("fetch");
@@ -357,7 +364,10 @@ async fn jobs_in_every_state(storage: &PostgresStorage) -> Vec<JobId> {
             now,
         )
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     let [rescued, running, succeeded, failed, retrying, deleted, requeued, enqueued] =
         ids[..].try_into().expect("eight ids");
     let later_ids = storage
@@ -390,7 +400,10 @@ async fn jobs_in_every_state(storage: &PostgresStorage) -> Vec<JobId> {
             now,
         )
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     let queues = ["default".to_owned()];
     let fetch = |limit: usize, lease_until| FetchRequest {
         server_id: "server-a",
@@ -398,6 +411,7 @@ async fn jobs_in_every_state(storage: &PostgresStorage) -> Vec<JobId> {
         limit,
         now,
         lease_until,
+        flow: false,
     };
     // `rescued` is taken with a lease already lapsed (its server stopped renewing it).
     let lapsed = storage.fetch(fetch(1, earlier)).await.expect("fetch");
@@ -578,6 +592,7 @@ async fn every_version_migrates_up_with_jobs_in_every_state() {
             limit: 100,
             now,
             lease_until: now + chrono::TimeDelta::seconds(60),
+            flow: false,
         })
         .await
         .expect("fetch after migrations");

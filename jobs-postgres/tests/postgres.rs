@@ -23,6 +23,9 @@ fn job(name: &str, queue: &str) -> NewJob {
         args: format!(r#"{{"name":"{name}"}}"#),
         initial: InitialState::Enqueued,
         recurring: None,
+        unique: None,
+        mutex: None,
+        limited: false,
     }
 }
 
@@ -36,6 +39,7 @@ async fn fetch(storage: &dyn Storage, server: &str, queues: &[&str], limit: usiz
             limit,
             now,
             lease_until: now + TimeDelta::seconds(60),
+            flow: false,
         })
         .await
         .expect("fetch")
@@ -473,7 +477,10 @@ async fn payload_limit() {
     let id = unlimited
         .enqueue(vec![big], Utc::now())
         .await
-        .expect("enqueue")[0];
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>()[0];
     let fetched = unlimited
         .fetch(FetchRequest {
             server_id: "s",
@@ -481,6 +488,7 @@ async fn payload_limit() {
             limit: 1,
             now: Utc::now(),
             lease_until: Utc::now() + TimeDelta::seconds(60),
+            flow: false,
         })
         .await
         .expect("fetch");
@@ -508,7 +516,10 @@ async fn undecodable_rows_are_clear_errors() {
             Utc::now(),
         )
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     let (bad_error, bad_history) = (ids[0], ids[1]);
     sql(
         storage,
@@ -561,7 +572,10 @@ async fn continuations_racing_their_parent_are_never_stranded() {
         let parent = storage
             .enqueue(vec![job(&format!("parent{round}"), "race")], Utc::now())
             .await
-            .expect("enqueue")[0];
+            .expect("enqueue")
+            .into_iter()
+            .map(|enqueued| enqueued.id)
+            .collect::<Vec<_>>()[0];
         assert_eq!(
             fetch(storage.as_ref(), "s", &["race"], 1).await,
             vec![parent]
@@ -579,7 +593,10 @@ async fn continuations_racing_their_parent_are_never_stranded() {
                 storage
                     .enqueue(vec![kid], Utc::now())
                     .await
-                    .expect("continuation")[0]
+                    .expect("continuation")
+                    .into_iter()
+                    .map(|enqueued| enqueued.id)
+                    .collect::<Vec<_>>()[0]
             })
         };
         succeed(storage.as_ref(), "s", &[parent]).await;
@@ -604,7 +621,13 @@ async fn big_batches() {
     let jobs: Vec<NewJob> = (0..5000)
         .map(|i| job(&format!("j{i}"), "default"))
         .collect();
-    let ids = storage.enqueue(jobs, Utc::now()).await.expect("enqueue");
+    let ids = storage
+        .enqueue(jobs, Utc::now())
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     assert_eq!(ids.len(), 5000);
     assert!(
         ids.windows(2).all(|pair| pair[0] < pair[1]),
@@ -727,7 +750,10 @@ async fn released_siblings_keep_their_order() {
     let parent = storage
         .enqueue(vec![job("parent", "default")], Utc::now())
         .await
-        .expect("enqueue")[0];
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>()[0];
     let kids: Vec<NewJob> = (0..50)
         .map(|i| NewJob {
             initial: InitialState::Awaiting {
@@ -740,7 +766,10 @@ async fn released_siblings_keep_their_order() {
     let kids = storage
         .enqueue(kids, Utc::now())
         .await
-        .expect("continuations");
+        .expect("continuations")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     assert_eq!(fetch(storage, "s", &["default"], 1).await, vec![parent]);
     succeed(storage, "s", &[parent]).await;
     assert_eq!(fetch(storage, "s", &["kids"], 100).await, kids);
@@ -755,7 +784,10 @@ async fn batched_completions_release_at_each_parents_time() {
     let parents = storage
         .enqueue(vec![job("p1", "default"), job("p2", "default")], Utc::now())
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     let kids = storage
         .enqueue(
             parents
@@ -771,7 +803,10 @@ async fn batched_completions_release_at_each_parents_time() {
             Utc::now(),
         )
         .await
-        .expect("continuations");
+        .expect("continuations")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     assert_eq!(fetch(storage, "s", &["default"], 2).await, parents);
     let first = Utc::now() + TimeDelta::seconds(10);
     let second = first + TimeDelta::seconds(5);
@@ -828,7 +863,10 @@ async fn an_operation_that_cannot_finish_times_out_and_the_storage_recovers() {
     let id = storage
         .enqueue(vec![job("locked", "default")], Utc::now())
         .await
-        .expect("enqueue")[0];
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>()[0];
     let before = backend_pid(&storage).await;
 
     // Another session holds the job's row: the delete waits for it.

@@ -9,6 +9,10 @@ use chrono::{DateTime, Utc};
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
+use std::collections::BTreeMap;
+
+use crate::flow::{EnqueueOptions, Enqueued, QueueInfo, QueueLimits, QueueSettings};
+use crate::registry::Registry;
 use crate::storage::{ContinueOn, InitialState, JobRecord, NewJob, Storage};
 
 /// Creates jobs and changes their state. Cheap to clone; share one per application.
@@ -75,9 +79,19 @@ impl Client {
         self.clock.now()
     }
 
-    /// Enqueues a job: it runs as soon as a worker of its queue is free.
+    /// Enqueues a job: it runs as soon as a worker of its queue is free. For a unique job
+    /// (`#[job(unique)]`) that has a duplicate, nothing is created and the existing job's id
+    /// is returned ([`enqueue_with`](Self::enqueue_with) says which happened).
     pub async fn enqueue<J: Job>(&self, job: &J) -> Result<JobId> {
         self.create(job, InitialState::Enqueued).await
+    }
+
+    /// Enqueues a job with per-enqueue options ([`EnqueueOptions`]: queue, priority, delay,
+    /// unique key) over its `#[job(...)]` defaults.
+    pub async fn enqueue_with<J: Job>(&self, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        let now = self.now();
+        let new = NewJob::from_job(job, InitialState::Enqueued)?.with_options(&opts, now)?;
+        self.create_one(new, now).await
     }
 
     /// Enqueues many jobs of one type in one storage call.
@@ -89,7 +103,8 @@ impl Client {
             .into_iter()
             .map(|job| NewJob::from_job(job, InitialState::Enqueued))
             .collect::<Result<Vec<_>>>()?;
-        self.storage.enqueue(jobs, self.now()).await
+        let enqueued = self.storage.enqueue(jobs, self.now()).await?;
+        Ok(enqueued.into_iter().map(|enqueued| enqueued.id).collect())
     }
 
     /// Schedules a job to be enqueued after `delay`.
@@ -122,12 +137,99 @@ impl Client {
     }
 
     async fn create<J: Job>(&self, job: &J, initial: InitialState) -> Result<JobId> {
-        let mut ids = self
-            .storage
-            .enqueue(vec![NewJob::from_job(job, initial)?], self.now())
-            .await?;
-        ids.pop()
+        let now = self.now();
+        Ok(self
+            .create_one(NewJob::from_job(job, initial)?, now)
+            .await?
+            .id)
+    }
+
+    async fn create_one(&self, job: NewJob, now: DateTime<Utc>) -> Result<Enqueued> {
+        self.storage
+            .enqueue(vec![job], now)
+            .await?
+            .pop()
             .ok_or_else(|| Error::storage("the storage created no job"))
+    }
+
+    /// Pauses a queue on every server: none of its jobs starts until it is resumed (running
+    /// ones finish). Servers see it within a second (each server's next flow settings read).
+    /// An unknown queue is an error ([`Error::UnknownQueue`]).
+    pub async fn pause_queue(&self, queue: &str) -> Result<()> {
+        self.known_queue(queue).await?;
+        self.storage.set_queue_paused(queue, true).await
+    }
+
+    /// Resumes a paused queue.
+    pub async fn resume_queue(&self, queue: &str) -> Result<()> {
+        self.known_queue(queue).await?;
+        self.storage.set_queue_paused(queue, false).await
+    }
+
+    /// Sets a queue's limits for every server: at most `concurrency` Processing at once and
+    /// `rate` started per window (see [`QueueLimits`]); empty limits remove them. A zero limit
+    /// or period, or an unknown queue, is an error and nothing is stored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> jobs::Result<()> {
+    /// use std::time::Duration;
+    /// use jobs::prelude::*;
+    ///
+    /// #[job(queue = "partner")]
+    /// async fn call_partner() {}
+    ///
+    /// let client = Client::new(MemoryStorage::new());
+    /// let limits = QueueLimits::new().concurrency(10).rate(50, Duration::from_secs(1));
+    /// client.set_queue_limits("partner", limits).await?;
+    /// assert!(client.set_queue_limits("partner", QueueLimits::new().concurrency(0)).await.is_err());
+    /// assert!(client.set_queue_limits("no-such-queue", limits).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_queue_limits(&self, queue: &str, limits: QueueLimits) -> Result<()> {
+        let limits = limits.validate()?;
+        self.known_queue(queue).await?;
+        self.storage.set_queue_limits(queue, limits).await
+    }
+
+    /// Every known queue with its counts per state and its settings: the queues that have
+    /// jobs or settings in the storage, that a server serves, or that a `#[job]` of this
+    /// process names.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        let mut queues: BTreeMap<String, QueueInfo> = self
+            .storage
+            .queues()
+            .await?
+            .into_iter()
+            .map(|info| (info.queue.clone(), info))
+            .collect();
+        let served = self.storage.servers().await?;
+        let declared = Registry::collect()
+            .map(|registry| registry.queues())
+            .unwrap_or_default();
+        for queue in served
+            .iter()
+            .flat_map(|server| server.info.queues.iter().cloned())
+            .chain(declared)
+        {
+            queues.entry(queue.clone()).or_insert_with(|| QueueInfo {
+                settings: QueueSettings {
+                    queue: queue.clone(),
+                    ..QueueSettings::default()
+                },
+                queue,
+                ..QueueInfo::default()
+            });
+        }
+        Ok(queues.into_values().collect())
+    }
+
+    async fn known_queue(&self, queue: &str) -> Result<()> {
+        crate::queue::validate_queue(queue)?;
+        if self.queues().await?.iter().any(|info| info.queue == queue) {
+            Ok(())
+        } else {
+            Err(Error::UnknownQueue(queue.to_owned()))
+        }
     }
 
     /// Deletes a job. A Processing job's cancellation token fires within seconds and the job

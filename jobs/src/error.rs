@@ -69,6 +69,16 @@ pub enum Error {
     /// The storage does not implement this feature yet.
     #[error("{0} is not supported by this storage")]
     Unsupported(&'static str),
+    /// A queue that no job, server, setting or `#[job]` of this process names (a typo,
+    /// most likely): nothing was stored.
+    #[error("unknown queue `{0}`: no job, server or registered job kind uses it")]
+    UnknownQueue(String),
+    /// A concurrency or rate limit that cannot be applied (zero, or a zero period).
+    #[error("{0}")]
+    InvalidLimit(String),
+    /// A unique key that is empty or too long.
+    #[error("invalid unique key: {0}")]
+    InvalidUniqueKey(String),
     /// The server did not stop within the shutdown timeout.
     #[error("server did not stop within {0:?}")]
     ShutdownTimeout(Duration),

@@ -125,6 +125,21 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Its place within its queue: lower first, FIFO among equals (`#[job(priority = N)]`;
     /// default [`DEFAULT_PRIORITY`]).
     const PRIORITY: u8 = DEFAULT_PRIORITY;
+    /// Whether a job with the same key blocks a new one (`#[job(unique)]`,
+    /// `#[job(unique_for = "10m")]`): see [`Unique`](crate::Unique).
+    const UNIQUE: Option<crate::Unique> = None;
+    /// At most this many of its jobs Processing at once, across every server
+    /// (`#[job(concurrency = N)]`).
+    const CONCURRENCY: Option<u32> = None;
+    /// At most this many of its jobs started per window (`#[job(rate = "100/1m")]`).
+    const RATE: Option<crate::Rate> = None;
+
+    /// The mutex key this job holds while it runs (`#[job(mutex = "account-{account_id}")]`):
+    /// at most one job per key is Processing at once, across every server. Rendered when the
+    /// job is enqueued and stored with it.
+    fn mutex_key(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The priority of a job that names none: 1, so that 0 can go before every default job.
@@ -153,6 +168,12 @@ pub struct JobOptions {
     pub on_exhausted: OnExhausted,
     /// Fails an attempt that runs longer than this.
     pub timeout: Option<Duration>,
+    /// At most this many Processing at once, across every server (`concurrency = N`).
+    pub concurrency: Option<u32>,
+    /// At most this many started per window (`rate = "100/1m"`).
+    pub rate: Option<crate::Rate>,
+    /// Its jobs hold a mutex key (`mutex = "..."`).
+    pub mutex: bool,
 }
 
 impl JobOptions {
@@ -162,6 +183,9 @@ impl JobOptions {
         retry_delays: &[],
         on_exhausted: OnExhausted::Fail,
         timeout: None,
+        concurrency: None,
+        rate: None,
+        mutex: false,
     };
 }
 

@@ -59,6 +59,7 @@ mod container;
 mod context;
 mod cron;
 mod error;
+mod flow;
 mod job;
 mod queue;
 mod recurring;
@@ -78,6 +79,10 @@ pub use container::{AnyService, Container, ServiceKey, Services};
 pub use context::JobContext;
 pub use cron::Cron;
 pub use error::{Error, Result};
+pub use flow::{
+    Admission, EnqueueOptions, Enqueued, JobLimits, QueueInfo, QueueLimits, QueueSettings, Rate,
+    Unique, Uniqueness, WaitReason, MAX_UNIQUE_KEY_BYTES,
+};
 pub use job::{
     BoxError, IntoJobResult, Job, JobError, JobId, JobOptions, JobState, OnExhausted, RunResult,
     DEFAULT_PRIORITY,
@@ -98,8 +103,8 @@ pub use jobs_macros::job;
 /// The names most programs need: `use jobs::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CancellationToken, Client, ContinueOn, Cron, Job, JobContext, JobId, JobState,
-        MemoryStorage, RecurringOptions, Server, Services,
+        CancellationToken, Client, ContinueOn, Cron, EnqueueOptions, Enqueued, Job, JobContext,
+        JobError, JobId, JobState, MemoryStorage, QueueLimits, RecurringOptions, Server, Services,
     };
     #[cfg(feature = "macros")]
     pub use jobs_macros::job;

@@ -9,6 +9,8 @@ pub use ::serde_json;
 pub use chrono::{DateTime, Utc};
 pub use futures::future::BoxFuture;
 pub use std::boxed::Box;
+pub use std::format;
+pub use std::string::String;
 pub use std::time::Duration;
 pub use tokio_util::sync::CancellationToken;
 
@@ -16,6 +18,7 @@ pub use crate::client::Client;
 pub use crate::container::ServiceKey;
 pub use crate::context::JobContext;
 pub use crate::error::Result;
+pub use crate::flow::{EnqueueOptions, Enqueued, Rate, Unique};
 pub use crate::job::{IntoJobResult, Job, JobError, JobId, JobOptions, OnExhausted, RunResult};
 pub use crate::registry::JobEntry;
 
@@ -211,3 +214,21 @@ impl<T: ?Sized + Send + Sync + 'static> Injectable for T {}
 
 /// Compile-time check, spanned at an injected parameter's type by the macro.
 pub const fn assert_injectable<T: Injectable + ?Sized>() {}
+
+/// Implemented for every type a `mutex = "..."` template can render into a key.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be rendered into a mutex key: it does not implement `std::fmt::Display`",
+    label = "this `mutex` template renders an argument of type `{Self}`",
+    note = "each field of `#[job(mutex = \"...\")]` is rendered with `Display`: implement it for `{Self}`, or name another argument"
+)]
+pub trait MutexKeyPart: std::fmt::Display {}
+
+#[diagnostic::do_not_recommend]
+impl<T: std::fmt::Display + ?Sized> MutexKeyPart for T {}
+
+/// Renders one field of a `mutex` template. Called as `mutex_part::<T>` spanned at the template
+/// by the macro: the bound is the one check a type without `Display` fails, and the `&dyn`
+/// result keeps `format!` from failing it again.
+pub fn mutex_part<T: MutexKeyPart>(value: &T) -> &dyn std::fmt::Display {
+    value
+}

@@ -121,6 +121,8 @@ impl Client {
             job_name: template.name,
             queue: template.queue,
             priority: template.priority,
+            mutex: template.mutex,
+            limited: template.limited,
             args: template.args,
             misfire: options.misfire,
             skip_if_running: options.skip_if_running,
@@ -213,5 +215,8 @@ pub(crate) fn fired_job(job: &RecurringJob, occurrence: DateTime<Utc>) -> NewJob
             id: job.id.clone(),
             occurrence,
         }),
+        unique: None,
+        mutex: job.mutex.clone(),
+        limited: job.limited,
     }
 }

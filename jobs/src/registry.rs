@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use crate::__private::Invocation;
 use crate::container::{Container, ServiceKey};
 use crate::error::{Error, Result};
+use crate::flow::JobLimits;
 use crate::job::{JobOptions, RunResult};
 
 /// How to run one job type. `#[job]` submits one per job; the server looks them up by name.
@@ -59,6 +60,53 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The queues the registered jobs are enqueued to by default.
+    pub fn queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = self
+            .by_name
+            .values()
+            .map(|entry| entry.queue.to_owned())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        queues
+    }
+
+    /// The stored limits of the registered jobs: one per job (by its name, not its
+    /// aliases), with or without limits.
+    pub fn job_limits(&self) -> Vec<JobLimits> {
+        let mut limits: Vec<JobLimits> = self
+            .by_name
+            .iter()
+            .filter(|(name, entry)| **name == entry.name)
+            .map(|(_, entry)| JobLimits {
+                name: entry.name.to_owned(),
+                concurrency: entry.options.concurrency,
+                rate: entry.options.rate,
+            })
+            .collect();
+        limits.sort_by(|a, b| a.name.cmp(&b.name));
+        limits
+    }
+
+    /// The queues of the registered jobs that have a mutex or kind limits: a server serving
+    /// one fetches from it with flow control.
+    pub fn gated_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = self
+            .by_name
+            .values()
+            .filter(|entry| {
+                entry.options.mutex
+                    || entry.options.concurrency.is_some()
+                    || entry.options.rate.is_some()
+            })
+            .map(|entry| entry.queue.to_owned())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        queues
+    }
+
     /// Collects every `#[job]` of the process. Two entries with one name (or alias) are an error
     /// naming both source locations.
     pub fn collect() -> Result<Registry> {

@@ -2,7 +2,8 @@
 //! against a dashboard served on 127.0.0.1, with a `jobs::Server` running the jobs.
 //!
 //! Opens the overview, goes to a failed job, clicks Requeue and watches the job page reach
-//! Succeeded. Screenshots land in `target/dashboard-screenshots/`; with
+//! Succeeded; on the Queues page, pauses a queue, sets its concurrency limit and resumes it.
+//! Screenshots land in `target/dashboard-screenshots/`; with
 //! `JOBS_UPDATE_SCREENSHOT=1` the overview is also written to `jobs/docs/dashboard-overview.png`
 //! (the README's picture).
 //!
@@ -21,7 +22,7 @@ use anyhow::{bail, Context};
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
 use jobs::dashboard::Dashboard;
 use jobs::prelude::*;
-use jobs::RecurringOptions;
+use jobs::{EnqueueOptions, QueueLimits, QueueSettings, RecurringOptions};
 
 static FLAKY_RUNS: AtomicU32 = AtomicU32::new(0);
 
@@ -176,18 +177,74 @@ async fn connect(driver_port: u16, chromium: &Path, profile: &Path) -> anyhow::R
     )
 }
 
+/// Chromium driven through chromedriver, with a fresh profile.
+struct BrowserSession {
+    browser: Browser,
+    profile: PathBuf,
+    /// Kept for its `Drop`, which stops chromedriver.
+    _driver: Driver,
+}
+
+impl BrowserSession {
+    /// Starts chromedriver and a headless Chromium, or fails saying what to install.
+    async fn start() -> anyhow::Result<BrowserSession> {
+        let install =
+            "install them with `apt-get update && apt-get install -y chromium chromium-driver` \
+                       (Debian packages), or point CHROMIUM and CHROMEDRIVER at the binaries";
+        let Some(chromium) = find_binary("CHROMIUM", &["chromium", "chromium-browser"]) else {
+            panic!("the dashboard's browser test needs Chromium, which is missing: {install}");
+        };
+        let Some(chromedriver) = find_binary("CHROMEDRIVER", &["chromedriver"]) else {
+            panic!("the dashboard's browser test needs chromedriver, which is missing: {install}");
+        };
+        let driver_port = free_port()?;
+        let driver = Driver(
+            Command::new(&chromedriver)
+                .arg(format!("--port={driver_port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", chromedriver.display()))?,
+        );
+        let profile = std::env::temp_dir().join(format!(
+            "jobs-dashboard-test-{}-{}",
+            std::process::id(),
+            driver_port
+        ));
+        std::fs::create_dir_all(&profile)?;
+        let browser = connect(driver_port, &chromium, &profile).await?;
+        Ok(BrowserSession {
+            browser,
+            profile,
+            _driver: driver,
+        })
+    }
+
+    /// Closes the browser and removes its profile.
+    async fn close(self) -> anyhow::Result<()> {
+        let closed = self.browser.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+        Ok(closed?)
+    }
+}
+
+/// Serves `dashboard` on a free loopback port until `stop` is cancelled; returns
+/// its base URL and the serving task.
+async fn serve_dashboard(
+    dashboard: Dashboard,
+    stop: &CancellationToken,
+) -> anyhow::Result<(
+    String,
+    tokio::task::JoinHandle<Result<(), jobs::dashboard::DashboardError>>,
+)> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let task = tokio::spawn(dashboard.serve_listener(listener, stop.clone().cancelled_owned()));
+    Ok((format!("http://{addr}"), task))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_a_failed_job_in_a_real_browser() -> anyhow::Result<()> {
-    let install =
-        "install them with `apt-get update && apt-get install -y chromium chromium-driver` \
-                   (Debian packages), or point CHROMIUM and CHROMEDRIVER at the binaries";
-    let Some(chromium) = find_binary("CHROMIUM", &["chromium", "chromium-browser"]) else {
-        panic!("the dashboard's browser test needs Chromium, which is missing: {install}");
-    };
-    let Some(chromedriver) = find_binary("CHROMEDRIVER", &["chromedriver"]) else {
-        panic!("the dashboard's browser test needs chromedriver, which is missing: {install}");
-    };
-
     // Jobs, and a server running them.
     let storage = MemoryStorage::new();
     let client = Client::new(storage.clone());
@@ -213,42 +270,22 @@ async fn requeue_a_failed_job_in_a_real_browser() -> anyhow::Result<()> {
         .schedule(&client, Duration::from_secs(3600))
         .await?;
 
-    // The dashboard on a free loopback port.
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let addr: SocketAddr = listener.local_addr()?;
+    // The dashboard on a free loopback port, and a browser.
     let stop = CancellationToken::new();
-    let dashboard = tokio::spawn(
+    let (base, dashboard) = serve_dashboard(
         Dashboard::new(storage.clone())
             .title("Jobs · demo")
-            .poll_interval(Duration::from_millis(300))
-            .serve_listener(listener, stop.clone().cancelled_owned()),
-    );
-    let base = format!("http://{addr}");
+            .poll_interval(Duration::from_millis(300)),
+        &stop,
+    )
+    .await?;
+    let session = BrowserSession::start().await?;
 
-    // chromedriver and Chromium, with a fresh profile.
-    let driver_port = free_port()?;
-    let _driver = Driver(
-        Command::new(&chromedriver)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", chromedriver.display()))?,
-    );
-    let profile = std::env::temp_dir().join(format!(
-        "jobs-dashboard-test-{}-{}",
-        std::process::id(),
-        driver_port
-    ));
-    std::fs::create_dir_all(&profile)?;
-    let browser = connect(driver_port, &chromium, &profile).await?;
-
-    let outcome = drive(&browser, &base, &client, flaky).await;
-    let closed = browser.close().await;
+    let outcome = drive(&session.browser, &base, &client, flaky).await;
+    let closed = session.close().await;
     stop.cancel();
     dashboard.await??;
     server.shutdown().await?;
-    let _ = std::fs::remove_dir_all(&profile);
     outcome?;
     closed?;
     Ok(())
@@ -417,5 +454,127 @@ async fn drive(browser: &Browser, base: &str, client: &Client, flaky: JobId) -> 
         );
     }
     screenshot(browser, "narrow-search.png").await?;
+    Ok(())
+}
+
+/// The Queues page in a real browser: pause a queue, set its concurrency limit through the
+/// row's form, resume it; each time the page the action returns to shows the change, and the
+/// storage holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_limit_and_resume_a_queue_in_a_real_browser() -> anyhow::Result<()> {
+    // Jobs in a queue no server serves, so they stay Enqueued while the page is used.
+    let storage = MemoryStorage::new();
+    let client = Client::new(storage.clone());
+    for user in 0..3 {
+        SendWelcome::new(user)
+            .enqueue_with(&client, EnqueueOptions::new().queue("partner"))
+            .await?;
+    }
+    let stop = CancellationToken::new();
+    let (base, dashboard) = serve_dashboard(Dashboard::new(storage.clone()), &stop).await?;
+    let session = BrowserSession::start().await?;
+
+    let outcome = drive_queues(&session.browser, &base, &client).await;
+    let closed = session.close().await;
+    stop.cancel();
+    dashboard.await??;
+    outcome?;
+    closed?;
+    Ok(())
+}
+
+/// The stored settings of `queue`.
+async fn queue_settings(client: &Client, queue: &str) -> anyhow::Result<QueueSettings> {
+    client
+        .queues()
+        .await?
+        .into_iter()
+        .find(|info| info.queue == queue)
+        .map(|info| info.settings)
+        .with_context(|| format!("queue `{queue}` is not listed"))
+}
+
+/// Waits until the flash message says `expected` (it starts with it).
+async fn wait_for_flash(browser: &Browser, expected: &str) -> anyhow::Result<String> {
+    eventually(&format!("the message `{expected}`"), || async {
+        text_of(browser, ".flash")
+            .await
+            .filter(|flash| flash.starts_with(expected))
+    })
+    .await
+}
+
+async fn drive_queues(browser: &Browser, base: &str, client: &Client) -> anyhow::Result<()> {
+    let row = "tr[data-queue=\"partner\"]";
+    let cell = |name: &str| format!("{row} {name}");
+    browser.goto(&format!("{base}/jobs/enqueued")).await?;
+    assert_eq!(text_of(browser, "h1").await.as_deref(), Some("Queues"));
+    assert_eq!(
+        text_of(browser, &cell("td.status")).await.as_deref(),
+        Some("Active")
+    );
+    assert_eq!(
+        text_of(browser, &cell("td.num")).await.as_deref(),
+        Some("3")
+    );
+
+    // Pause.
+    let toggle = browser.find(Locator::Css(&cell("button.toggle"))).await?;
+    assert_eq!(toggle.text().await?, "Pause");
+    toggle.click().await?;
+    wait_for_flash(browser, "Paused queue `partner`").await?;
+    assert_eq!(
+        text_of(browser, &cell("td.status")).await.as_deref(),
+        Some("Paused")
+    );
+    assert_eq!(
+        text_of(browser, &cell("button.toggle")).await.as_deref(),
+        Some("Resume")
+    );
+    assert!(queue_settings(client, "partner").await?.paused);
+
+    // A concurrency limit, typed into the row's form.
+    let concurrency = browser
+        .find(Locator::Css(&cell("input[name=\"concurrency\"]")))
+        .await?;
+    concurrency.clear().await?;
+    concurrency.send_keys("3").await?;
+    browser
+        .find(Locator::Css(&cell("form.limits button")))
+        .await?
+        .click()
+        .await?;
+    wait_for_flash(
+        browser,
+        "Set the limits of queue `partner`: at most 3 running at once",
+    )
+    .await?;
+    assert_eq!(
+        text_of(browser, &cell("td.concurrency")).await.as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        text_of(browser, &cell("td.rate")).await.as_deref(),
+        Some("none")
+    );
+    let settings = queue_settings(client, "partner").await?;
+    assert_eq!(settings.limits, QueueLimits::new().concurrency(3));
+    assert!(settings.paused, "setting limits keeps the queue paused");
+    screenshot(browser, "queues.png").await?;
+
+    // Resume.
+    browser
+        .find(Locator::Css(&cell("button.toggle")))
+        .await?
+        .click()
+        .await?;
+    wait_for_flash(browser, "Resumed queue `partner`.").await?;
+    assert_eq!(
+        text_of(browser, &cell("td.status")).await.as_deref(),
+        Some("Active")
+    );
+    let settings = queue_settings(client, "partner").await?;
+    assert!(!settings.paused);
+    assert_eq!(settings.limits, QueueLimits::new().concurrency(3));
     Ok(())
 }

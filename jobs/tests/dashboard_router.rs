@@ -5,6 +5,7 @@
 #![cfg(feature = "dashboard")]
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
@@ -17,7 +18,9 @@ use jobs::storage::{
     Completion, ContinueOn, FetchRequest, InitialState, Misfire, NewJob, Outcome, RecurringJob,
     ServerInfo, StateData,
 };
-use jobs::{JobError, JobId, JobState, MemoryStorage, Storage};
+use jobs::{
+    JobError, JobId, JobState, MemoryStorage, QueueLimits, QueueSettings, Rate, Storage, Uniqueness,
+};
 use tower::ServiceExt;
 
 const LOCAL: &str = "127.0.0.1:40000";
@@ -238,6 +241,9 @@ fn new_job(name: &str, queue: &str, args: &str, initial: InitialState) -> NewJob
         args: args.to_owned(),
         initial,
         recurring: None,
+        unique: None,
+        mutex: None,
+        limited: false,
     }
 }
 
@@ -249,6 +255,7 @@ async fn enqueue(storage: &MemoryStorage, name: &str, queue: &str, args: &str) -
         )
         .await
         .expect("enqueue")[0]
+        .id
 }
 
 /// Enqueues a job in its own queue and starts it on `server`.
@@ -263,6 +270,7 @@ async fn start(storage: &MemoryStorage, name: &str, args: &str, server: &str) ->
             limit: 1,
             now,
             lease_until: now + TimeDelta::minutes(5),
+            flow: false,
         })
         .await
         .expect("fetch");
@@ -328,6 +336,8 @@ fn recurring_job(id: &str, cron: &str) -> RecurringJob {
         job_name: "reports.nightly".to_owned(),
         queue: "default".to_owned(),
         priority: jobs::DEFAULT_PRIORITY,
+        mutex: None,
+        limited: false,
         args: "{\"kind\":\"daily\"}".to_owned(),
         misfire: Misfire::FireOnce,
         skip_if_running: false,
@@ -529,7 +539,8 @@ async fn list_pages_show_what_each_state_needs() {
             now,
         )
         .await
-        .expect("continuation")[0];
+        .expect("continuation")[0]
+        .id;
     let gone = enqueue(&storage, "unwanted", "default", "{}").await;
     storage
         .delete(gone, "deleted by a test", Utc::now())
@@ -859,7 +870,8 @@ async fn job_actions_requeue_delete_and_enqueue_now() {
             now,
         )
         .await
-        .expect("schedule")[0];
+        .expect("schedule")[0]
+        .id;
     let a = enqueue(&storage, "a", "default", "{}").await;
     let b = enqueue(&storage, "b", "default", "{}").await;
     let app = app(&storage);
@@ -1787,4 +1799,541 @@ async fn snoozed_and_cancelled_jobs_say_so() {
         .await
         .assert_ok()
         .has("order.ship");
+}
+
+// ---- queues, flow control and unique keys -----------------------------------------------------
+
+/// The markup of queue `queue`'s row on the queues page.
+fn queue_row<'a>(page: &'a Reply, queue: &str) -> &'a str {
+    let start = page
+        .body
+        .find(&format!("<tr data-queue=\"{queue}\">"))
+        .unwrap_or_else(|| panic!("a row for queue `{queue}` in:\n{}", page.shown()));
+    let rest = &page.body[start..];
+    &rest[..rest
+        .find("</tr>")
+        .map_or(rest.len(), |end| end + "</tr>".len())]
+}
+
+/// The stored settings of `queue` (the defaults when it has none).
+async fn settings_of(storage: &MemoryStorage, queue: &str) -> QueueSettings {
+    storage
+        .queue_settings()
+        .await
+        .expect("settings")
+        .into_iter()
+        .find(|settings| settings.queue == queue)
+        .unwrap_or_else(|| QueueSettings {
+            queue: queue.to_owned(),
+            ..QueueSettings::default()
+        })
+}
+
+/// The flash cookie an action set, as a `name=value` pair.
+fn flash_cookie(reply: &Reply) -> String {
+    let cookie = reply
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("jobs_dashboard_flash="))
+        .unwrap_or_else(|| panic!("a flash cookie in {:?}", reply.headers));
+    cookie.split(';').next().expect("cookie pair").to_owned()
+}
+
+impl Session {
+    /// Follows an action's redirect as a browser does, with the flash cookie it set.
+    async fn follow(&self, reply: &Reply) -> Reply {
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        let cookies = format!("{}; {}", self.cookie, flash_cookie(reply));
+        get_with_cookie(&self.app, reply.location(), &cookies).await
+    }
+}
+
+fn rate(text: &str) -> Rate {
+    text.parse().expect("a valid rate")
+}
+
+#[tokio::test]
+async fn the_queues_page_lists_counts_servers_limits_and_pauses() {
+    let storage = MemoryStorage::new();
+    for i in 0..2 {
+        enqueue(&storage, "mail.send", "mail", &format!("{{\"n\":{i}}}")).await;
+    }
+    storage
+        .enqueue(
+            vec![new_job(
+                "mail.digest",
+                "mail",
+                "{}",
+                InitialState::Scheduled {
+                    at: Utc::now() + TimeDelta::hours(1),
+                },
+            )],
+            Utc::now(),
+        )
+        .await
+        .expect("schedule");
+    enqueue(&storage, "report.build", "reports", "{}").await;
+    let now = Utc::now();
+    storage
+        .fetch(FetchRequest {
+            server_id: "server-a",
+            queues: &["reports".to_owned()],
+            limit: 1,
+            now,
+            lease_until: now + TimeDelta::minutes(5),
+            flow: false,
+        })
+        .await
+        .expect("fetch");
+    storage
+        .register_server(
+            &ServerInfo {
+                id: "server-a".into(),
+                queues: vec!["mail".into(), "reports".into(), "idle".into()],
+                workers: 4,
+                started_at: now,
+            },
+            now,
+        )
+        .await
+        .expect("register");
+    storage
+        .set_queue_limits(
+            "mail",
+            QueueLimits {
+                concurrency: Some(3),
+                rate: Some(rate("50/1s")),
+            },
+        )
+        .await
+        .expect("limits");
+    storage.set_queue_paused("mail", true).await.expect("pause");
+    let app = app(&storage);
+
+    let page = get(&app, "/jobs/enqueued").await;
+    page.assert_ok()
+        .has("<h1>Queues</h1>")
+        .has("<th class=\"num\">Enqueued</th><th class=\"num\">Scheduled</th>")
+        .has("<th class=\"num\">Awaiting</th><th class=\"num\">Processing</th>")
+        .has("<th class=\"num\">Failed</th>");
+    let mail = queue_row(&page, "mail");
+    for expected in [
+        "href=\"/jobs/enqueued/mail\"",
+        // Enqueued, Scheduled, Awaiting, Processing, Failed.
+        "<td class=\"num\">2</td><td class=\"num\">1</td><td class=\"num\">0</td>\
+         <td class=\"num\">0</td><td class=\"num\">0</td>",
+        "1 server",
+        "<td class=\"num concurrency\">3</td>",
+        "<td class=\"rate\">50/1s</td>",
+        "<span class=\"badge paused\">Paused</span>",
+        ">Resume</button>",
+        "value=\"3\"",
+        "value=\"50/1s\"",
+    ] {
+        assert!(mail.contains(expected), "expected `{expected}` in {mail}");
+    }
+    assert!(!mail.contains(">Pause</button>"), "{mail}");
+    let reports = queue_row(&page, "reports");
+    for expected in [
+        "<td class=\"num\">0</td><td class=\"num\">0</td><td class=\"num\">0</td>\
+         <td class=\"num\">1</td><td class=\"num\">0</td>",
+        "<span class=\"badge active\">Active</span>",
+        ">Pause</button>",
+        "<td class=\"num concurrency\"><span class=\"muted\">none</span></td>",
+    ] {
+        assert!(
+            reports.contains(expected),
+            "expected `{expected}` in {reports}"
+        );
+    }
+    // A queue only a server serves is listed; one with jobs but no server says its jobs wait.
+    assert!(queue_row(&page, "idle").contains("1 server"));
+    enqueue(&storage, "orphan.job", "orphans", "{}").await;
+    let page = get(&app, "/jobs/enqueued").await;
+    assert!(queue_row(&page, "orphans").contains("no server serves this queue"));
+}
+
+#[tokio::test]
+async fn queue_actions_pause_resume_and_set_limits() {
+    let storage = MemoryStorage::new();
+    enqueue(&storage, "mail.send", "mail", "{}").await;
+    let app = app(&storage);
+    let session = Session::open(&app, "/jobs/enqueued").await;
+    let page = session.get("/jobs/enqueued").await;
+    let row = queue_row(&page, "mail");
+    for expected in [
+        "action=\"/actions/queues/pause\"",
+        "action=\"/actions/queues/limits\"",
+        "name=\"queue\" value=\"mail\"",
+        "name=\"concurrency\"",
+        "name=\"rate\"",
+        "name=\"csrf\"",
+    ] {
+        assert!(row.contains(expected), "expected `{expected}` in {row}");
+    }
+
+    let reply = session
+        .post(
+            "/actions/queues/pause",
+            &[("queue", "mail"), ("back", "/jobs/enqueued")],
+        )
+        .await;
+    assert_eq!(reply.location(), "/jobs/enqueued");
+    assert!(settings_of(&storage, "mail").await.paused);
+    let page = session.follow(&reply).await;
+    page.assert_ok()
+        .has("<p class=\"flash\" role=\"status\">Paused queue `mail`");
+    assert!(queue_row(&page, "mail").contains("badge paused"));
+    assert!(queue_row(&page, "mail").contains(">Resume</button>"));
+
+    let reply = session
+        .post(
+            "/actions/queues/limits",
+            &[
+                ("queue", "mail"),
+                ("concurrency", " 5 "),
+                ("rate", "50/1s"),
+                ("back", "/jobs/enqueued"),
+            ],
+        )
+        .await;
+    let settings = settings_of(&storage, "mail").await;
+    assert_eq!(
+        settings.limits,
+        QueueLimits {
+            concurrency: Some(5),
+            rate: Some(Rate::new(50, Duration::from_secs(1)).expect("rate")),
+        }
+    );
+    assert!(settings.paused, "setting limits keeps the queue paused");
+    let page = session.follow(&reply).await;
+    page.has("Set the limits of queue `mail`: at most 5 running at once, at most 50/1s started.");
+    let row = queue_row(&page, "mail");
+    assert!(
+        row.contains("<td class=\"num concurrency\">5</td>"),
+        "{row}"
+    );
+    assert!(row.contains("<td class=\"rate\">50/1s</td>"), "{row}");
+
+    // Only a rate, then nothing: an empty field removes its limit.
+    session
+        .post(
+            "/actions/queues/limits",
+            &[("queue", "mail"), ("concurrency", ""), ("rate", "1000/1h")],
+        )
+        .await;
+    assert_eq!(
+        settings_of(&storage, "mail").await.limits,
+        QueueLimits {
+            concurrency: None,
+            rate: Some(rate("1000/1h")),
+        }
+    );
+    let reply = session
+        .post(
+            "/actions/queues/limits",
+            &[
+                ("queue", "mail"),
+                ("concurrency", ""),
+                ("rate", ""),
+                ("back", "/jobs/enqueued"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        settings_of(&storage, "mail").await.limits,
+        QueueLimits::new()
+    );
+    session
+        .follow(&reply)
+        .await
+        .has("Removed the limits of queue `mail`.");
+
+    let reply = session
+        .post(
+            "/actions/queues/resume",
+            &[("queue", "mail"), ("back", "/jobs/enqueued")],
+        )
+        .await;
+    assert!(!settings_of(&storage, "mail").await.paused);
+    let page = session.follow(&reply).await;
+    page.has("Resumed queue `mail`.");
+    assert!(queue_row(&page, "mail").contains("badge active"));
+    assert_eq!(
+        get(&app, "/actions/queues/pause").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        session
+            .post("/actions/queues/drain", &[("queue", "mail")])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn invalid_limits_and_unknown_queues_are_refused_and_change_nothing() {
+    let storage = MemoryStorage::new();
+    enqueue(&storage, "mail.send", "mail", "{}").await;
+    let before = QueueLimits {
+        concurrency: Some(2),
+        rate: Some(rate("10/1m")),
+    };
+    storage
+        .set_queue_limits("mail", before)
+        .await
+        .expect("limits");
+    let app = app(&storage);
+    let session = Session::open(&app, "/jobs/enqueued").await;
+    let long = "9".repeat(100);
+    let cases: Vec<(&str, &str, &str, &str)> = vec![
+        ("mail", "0", "", "a concurrency limit must be at least 1"),
+        ("mail", "-3", "", "invalid concurrency limit `-3`"),
+        ("mail", "abc", "", "invalid concurrency limit `abc`"),
+        ("mail", "1.5", "", "invalid concurrency limit `1.5`"),
+        (
+            "mail",
+            "99999999999",
+            "",
+            "invalid concurrency limit `99999999999`",
+        ),
+        (
+            "mail",
+            &long,
+            "",
+            "invalid concurrency limit: at most 64 characters",
+        ),
+        (
+            "mail",
+            "",
+            "5/0s",
+            "invalid rate `5/0s`: the period must be at least 1ms",
+        ),
+        (
+            "mail",
+            "",
+            "0/1s",
+            "invalid rate `0/1s`: the count must be at least 1",
+        ),
+        (
+            "mail",
+            "",
+            "abc",
+            "invalid rate `abc`: expected `count/period`",
+        ),
+        ("mail", "", "5/soon", "invalid rate `5/soon`: the period"),
+        // A valid concurrency with an invalid rate stores neither.
+        ("mail", "4", "5/0s", "invalid rate `5/0s`"),
+        (
+            "nope",
+            "4",
+            "",
+            "unknown queue `nope`: no job, server or registered job kind uses it",
+        ),
+        ("Bad Queue", "4", "", "invalid queue name `Bad Queue`"),
+    ];
+    for (queue, concurrency, rate_text, message) in cases {
+        let case = format!("{queue:?} {concurrency:?} {rate_text:?}");
+        let reply = session
+            .post(
+                "/actions/queues/limits",
+                &[
+                    ("queue", queue),
+                    ("concurrency", concurrency),
+                    ("rate", rate_text),
+                    ("back", "/jobs/enqueued"),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{case}");
+        let page = session.follow(&reply).await;
+        page.assert_ok();
+        let flash_start = page
+            .body
+            .find("<p class=\"flash error\" role=\"status\">")
+            .unwrap_or_else(|| panic!("{case}: an error message in:\n{}", page.shown()));
+        let flash = &page.body[flash_start..];
+        let flash = &flash[..flash.find("</p>").unwrap_or(flash.len())];
+        assert!(flash.contains(message), "{case}: `{message}` in {flash}");
+        assert_eq!(settings_of(&storage, "mail").await.limits, before, "{case}");
+    }
+    for action in ["pause", "resume"] {
+        let reply = session
+            .post(
+                &format!("/actions/queues/{action}"),
+                &[("queue", "nope"), ("back", "/jobs/enqueued")],
+            )
+            .await;
+        session.follow(&reply).await.has(&format!(
+            "Could not {action} queue `nope`: unknown queue `nope`"
+        ));
+    }
+    let settings = storage.queue_settings().await.expect("settings");
+    assert!(
+        settings.iter().all(|s| s.queue == "mail"),
+        "nothing stored for unknown queues: {settings:?}"
+    );
+    assert!(!settings_of(&storage, "mail").await.paused);
+    // The user's text is escaped like everything else.
+    let reply = session
+        .post(
+            "/actions/queues/limits",
+            &[
+                ("queue", "mail"),
+                ("rate", "<b>1</b>/1s"),
+                ("back", "/jobs/enqueued"),
+            ],
+        )
+        .await;
+    session
+        .follow(&reply)
+        .await
+        .has("invalid rate `&lt;b&gt;1&lt;/b&gt;/1s`")
+        .lacks("<b>1</b>");
+}
+
+#[tokio::test]
+async fn queue_actions_need_a_valid_csrf_token_and_a_writable_dashboard() {
+    let storage = MemoryStorage::new();
+    enqueue(&storage, "mail.send", "mail", "{}").await;
+    let app = app(&storage);
+    let session = Session::open(&app, "/jobs/enqueued").await;
+    let other = Session::open(&app, "/jobs/enqueued").await;
+    let zeros = "0".repeat(64);
+    let cases: Vec<(&str, Option<&str>, Form<'_>)> = vec![
+        ("no token, no cookie", None, vec![("queue", "mail")]),
+        ("no token", Some(&session.cookie), vec![("queue", "mail")]),
+        (
+            "wrong token",
+            Some(&session.cookie),
+            vec![("queue", "mail"), ("csrf", &zeros)],
+        ),
+        (
+            "another session's token",
+            Some(&session.cookie),
+            vec![("queue", "mail"), ("csrf", &other.token)],
+        ),
+    ];
+    for (case, cookie, fields) in cases {
+        for action in ["pause", "limits"] {
+            let mut fields = fields.clone();
+            fields.push(("concurrency", "1"));
+            let reply =
+                post_form(&app, &format!("/actions/queues/{action}"), cookie, &fields).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{case} {action}");
+        }
+    }
+    // From another site's page: no Origin of this host, whatever the token.
+    let request = Request::post("/actions/queues/pause")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, "http://evil.example")
+        .header(header::COOKIE, &session.cookie)
+        .body(Body::from(encode(&[
+            ("queue", "mail"),
+            ("csrf", &session.token),
+        ])))
+        .expect("request");
+    assert_eq!(send(&app, request).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        settings_of(&storage, "mail").await,
+        QueueSettings {
+            queue: "mail".into(),
+            ..QueueSettings::default()
+        }
+    );
+
+    // Read-only: the badge and limits show, the forms do not, and posts are refused.
+    storage
+        .set_queue_limits("mail", QueueLimits::new().concurrency(2))
+        .await
+        .expect("limits");
+    storage.set_queue_paused("mail", true).await.expect("pause");
+    let read_only = app_for(Dashboard::new(storage.clone()).read_only(true), LOCAL);
+    let page = get(&read_only, "/jobs/enqueued").await;
+    page.assert_ok()
+        .has("read-only")
+        .lacks(">Pause<")
+        .lacks(">Resume<")
+        .lacks("Set limits")
+        .lacks("name=\"concurrency\"")
+        .lacks("/actions/queues/");
+    let row = queue_row(&page, "mail");
+    assert!(row.contains("badge paused"), "{row}");
+    assert!(
+        row.contains("<td class=\"num concurrency\">2</td>"),
+        "{row}"
+    );
+    for (action, fields) in [
+        ("resume", vec![("queue", "mail")]),
+        ("limits", vec![("queue", "mail"), ("concurrency", "9")]),
+    ] {
+        let reply = post_form(
+            &read_only,
+            &format!("/actions/queues/{action}"),
+            Some(&session.cookie),
+            &[fields, vec![("csrf", session.token.as_str())]].concat(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{action}");
+    }
+    let settings = settings_of(&storage, "mail").await;
+    assert!(settings.paused);
+    assert_eq!(settings.limits, QueueLimits::new().concurrency(2));
+}
+
+#[tokio::test]
+async fn a_jobs_unique_key_and_mutex_show_on_its_page_and_the_key_is_searchable() {
+    let storage = MemoryStorage::new();
+    let mut job = new_job(
+        "mail.digest",
+        "mail",
+        "{\"user\":7}",
+        InitialState::Enqueued,
+    );
+    job.unique = Some(Uniqueness::explicit("digest:<7>".to_owned(), None).expect("key"));
+    job.mutex = Some("account:\"9\"".to_owned());
+    let id = storage
+        .enqueue(vec![job], Utc::now())
+        .await
+        .expect("enqueue")[0]
+        .id;
+    let plain = enqueue(&storage, "mail.digest", "mail", "{\"user\":8}").await;
+    let app = app(&storage);
+
+    get(&app, &format!("/job/{id}"))
+        .await
+        .assert_ok()
+        .has("<dt>Unique key</dt>")
+        .has("digest:&lt;7&gt;")
+        .has("/jobs/search?key=digest%3A%3C7%3E")
+        .has("<dt>Mutex</dt>")
+        .has("account:&quot;9&quot;")
+        .lacks("digest:<7>");
+    get(&app, &format!("/job/{plain}"))
+        .await
+        .assert_ok()
+        .lacks("Unique key")
+        .lacks("<dt>Mutex</dt>");
+
+    // Part of the key, in any case, finds it and only it; the form keeps the search.
+    let found = get(&app, "/jobs/search?key=DIGEST%3A%3C").await;
+    found
+        .assert_ok()
+        .has(&format!("href=\"/job/{id}\""))
+        .lacks(&format!("href=\"/job/{plain}\""))
+        .has("name=\"key\" value=\"DIGEST:&lt;\"");
+    get(&app, "/jobs/search?key=digest%3A%3C7%3E")
+        .await
+        .has(&format!("href=\"/job/{id}\""));
+    get(&app, "/jobs/search?key=nothing-like-it")
+        .await
+        .has("No job matches.");
+    // Every list filters by key, and its pager keeps the filter.
+    get(&app, "/jobs/enqueued/mail?key=digest&size=10")
+        .await
+        .assert_ok()
+        .has(&format!("href=\"/job/{id}\""))
+        .lacks(&format!("href=\"/job/{plain}\""))
+        .has("key=digest");
 }

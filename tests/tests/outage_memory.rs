@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jobs::prelude::*;
 use jobs::storage::*;
-use jobs::{Error, JobRecord, Result, ServerHandle};
+use jobs::{Error, JobLimits, JobRecord, QueueInfo, QueueSettings, Result, ServerHandle};
 use tokio::sync::watch;
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -87,9 +87,33 @@ impl Switched {
 
 #[async_trait]
 impl Storage for Switched {
-    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>> {
         self.gate("enqueue").await?;
         self.inner.enqueue(jobs, now).await
+    }
+    async fn queue_settings(&self) -> Result<Vec<QueueSettings>> {
+        self.gate("queue_settings").await?;
+        self.inner.queue_settings().await
+    }
+    async fn gated_queues(&self) -> Result<Vec<String>> {
+        self.gate("gated_queues").await?;
+        self.inner.gated_queues().await
+    }
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        self.gate("set_queue_paused").await?;
+        self.inner.set_queue_paused(queue, paused).await
+    }
+    async fn set_queue_limits(&self, queue: &str, limits: QueueLimits) -> Result<()> {
+        self.gate("set_queue_limits").await?;
+        self.inner.set_queue_limits(queue, limits).await
+    }
+    async fn register_job_limits(&self, limits: &[JobLimits]) -> Result<()> {
+        self.gate("register_job_limits").await?;
+        self.inner.register_job_limits(limits).await
+    }
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.gate("queues").await?;
+        self.inner.queues().await
     }
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>> {
         self.gate("fetch").await?;

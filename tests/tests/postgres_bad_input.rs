@@ -19,6 +19,9 @@ fn new_job(name: &str, args: &str) -> NewJob {
         args: args.to_owned(),
         initial: InitialState::Enqueued,
         recurring: None,
+        unique: None,
+        mutex: None,
+        limited: false,
     }
 }
 
@@ -98,7 +101,10 @@ async fn bad_input_fails_alone_and_clearly() {
             Utc::now(),
         )
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     let more_good = enqueue_records(storage, 20).await;
 
     // A corrupted row among them: its history cannot be read back.

@@ -587,6 +587,9 @@ async fn unknown_job_name_and_bad_arguments_fail_clearly() {
         args: args.into(),
         initial: InitialState::Enqueued,
         recurring: None,
+        unique: None,
+        mutex: None,
+        limited: false,
     };
     let ids = client
         .storage()
@@ -599,7 +602,10 @@ async fn unknown_job_name_and_bad_arguments_fail_clearly() {
             client.now(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect::<Vec<_>>();
     let server = fast(storage)
         .workers(1)
         .build()
@@ -739,6 +745,7 @@ async fn job_of_a_crashed_server_returns_after_its_lease_lapses() {
             limit: 1,
             now: clock.now(),
             lease_until: clock.now() + TimeDelta::seconds(300),
+            flow: false,
         })
         .await
         .unwrap();
@@ -1072,6 +1079,7 @@ async fn buffered_jobs_go_back_unstarted_on_shutdown() {
             limit: 10,
             now,
             lease_until: now,
+            flow: false,
         })
         .await
         .unwrap();

@@ -47,6 +47,7 @@ pub(crate) struct ListFilters {
     pub(crate) queue: bool,
     pub(crate) name: bool,
     pub(crate) args: bool,
+    pub(crate) unique_key: bool,
     pub(crate) retries_only: bool,
     /// Sorted by run time ([`jobs::storage::JobQuery::by_run_time`]).
     pub(crate) by_run_time: bool,
@@ -123,6 +124,9 @@ pub(crate) fn list_sql(schema: &str, filters: ListFilters) -> String {
     if filters.args {
         conditions.push(param("job.args ILIKE ?::text"));
     }
+    if filters.unique_key {
+        conditions.push(param("job.unique_key ILIKE ?::text"));
+    }
     if filters.retries_only {
         conditions.push("job.state = 'scheduled' AND job.retry_count > 0".to_owned());
     }
@@ -161,6 +165,7 @@ pub(crate) async fn list_jobs(storage: &Database, query: JobQuery) -> Result<Job
         queue: query.queue.is_some(),
         name: query.name_contains.is_some(),
         args: query.args_contains.is_some(),
+        unique_key: query.unique_key_contains.is_some(),
         retries_only: query.retries_only,
         by_run_time: query.by_run_time(),
     };
@@ -170,6 +175,7 @@ pub(crate) async fn list_jobs(storage: &Database, query: JobQuery) -> Result<Job
     let state = query.state.map(JobState::as_str);
     let name = query.name_contains.as_deref().map(contains_pattern);
     let args = query.args_contains.as_deref().map(contains_pattern);
+    let unique_key = query.unique_key_contains.as_deref().map(contains_pattern);
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&offset, &limit];
     if let Some(state) = &state {
         params.push(state);
@@ -182,6 +188,9 @@ pub(crate) async fn list_jobs(storage: &Database, query: JobQuery) -> Result<Job
     }
     if let Some(args) = &args {
         params.push(args);
+    }
+    if let Some(unique_key) = &unique_key {
+        params.push(unique_key);
     }
     let rows = storage.query("list jobs", &sql, &params).await?;
     let mut page = JobPage::default();

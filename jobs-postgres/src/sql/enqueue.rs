@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use jobs::storage::{InitialState, NewJob, StateData};
-use jobs::{Error, JobId, JobState, Result};
+use jobs::{Enqueued, Error, JobId, JobState, Result};
 use tokio_postgres::types::ToSql;
 
 use super::ts;
@@ -51,6 +51,67 @@ notified AS (
 SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord",
 );
 
+/// [`ENQUEUE`] for a call with unique or gated jobs: the same insert, with each job's unique key
+/// (`$14`), its unique window in milliseconds (`$15`), its mutex key (`$16`) and whether it is
+/// gated (`$17`). The jobs whose key is held (`unique_holders`, migration 0010: it locks each
+/// key first, so concurrent enqueues of one key create one job) are left out of `input`, and
+/// come back as duplicates with their holder's id: the rows are `(id, key, duplicate)`, the
+/// created jobs in input order, then the holders. Built from `ENQUEUE`'s text, so the two
+/// cannot differ in anything else; a plain enqueue keeps its own statement.
+pub(crate) const ENQUEUE_FLOW: Template = Template::built("enqueue flow", enqueue_flow_sql);
+
+fn enqueue_flow_sql() -> String {
+    let Some(sql) = ENQUEUE.written() else {
+        unreachable!("ENQUEUE is written out");
+    };
+    let replace = |sql: String, from: &str, to: &str| {
+        assert!(sql.contains(from), "ENQUEUE has `{from}`");
+        sql.replacen(from, to, 1)
+    };
+    let sql = replace(
+        sql.to_owned(),
+        "WITH input AS MATERIALIZED (",
+        "WITH held AS MATERIALIZED (
+    SELECT * FROM __SCHEMA__.unique_holders($14::text[], $15::bigint[], $11)
+),
+input AS MATERIALIZED (",
+    );
+    let sql = replace(
+        sql,
+        "$13::smallint[])",
+        "$13::smallint[],
+                $14::text[], $16::text[], $17::boolean[])",
+    );
+    let sql = replace(
+        sql,
+        "recurring_id, reason, data, priority, ord)",
+        "recurring_id, reason, data, priority, unique_key, mutex,
+                              gated, ord)
+    WHERE i.unique_key IS NULL
+       OR NOT EXISTS (SELECT 1 FROM held WHERE held.key = i.unique_key)",
+    );
+    let sql = replace(
+        sql,
+        "created_enqueued, priority)",
+        "created_enqueued, priority, unique_key, mutex, gated)",
+    );
+    let sql = replace(
+        sql,
+        "data IS NULL, priority\n",
+        "data IS NULL, priority, unique_key, mutex, gated\n",
+    );
+    replace(
+        sql,
+        "SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord",
+        "SELECT id, key, duplicate FROM (
+    SELECT id, unique_key AS key, false AS duplicate, ord FROM input
+    WHERE (SELECT count(*) FROM notified) >= 0
+    UNION ALL
+    SELECT id, key, true, NULL FROM held
+) AS answers ORDER BY duplicate, ord",
+    )
+}
+
 /// Locks the parents of continuations about to be created (`FOR SHARE`: a parent cannot finish
 /// until the children are committed, so the release that follows its finish sees them).
 pub(crate) const LOCK_PARENTS: Template = Template::text(
@@ -72,7 +133,7 @@ impl Database {
         jobs: Vec<NewJob>,
         now: DateTime<Utc>,
         channel: Option<&str>,
-    ) -> Result<Vec<JobId>> {
+    ) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -115,18 +176,40 @@ impl Database {
                 return Err(Error::ParentNotFound(JobId(*missing)));
             }
         }
-        let mut names = Vec::with_capacity(jobs.len());
-        let mut queues = Vec::with_capacity(jobs.len());
-        let mut args = Vec::with_capacity(jobs.len());
-        let mut states = Vec::with_capacity(jobs.len());
-        let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(jobs.len());
-        let mut parent_ids: Vec<Option<i64>> = Vec::with_capacity(jobs.len());
-        let mut conditions: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
-        let mut recurring_ids: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
-        let mut reasons: Vec<Option<String>> = Vec::with_capacity(jobs.len());
-        let mut data = Vec::with_capacity(jobs.len());
-        let mut priorities: Vec<i16> = Vec::with_capacity(jobs.len());
-        for job in &jobs {
+        // A job whose key an earlier job of this call has is that job's duplicate: it is not
+        // sent (`answer_of` points at the earlier one).
+        let mut answer_of: Vec<Option<usize>> = vec![None; jobs.len()];
+        for (index, job) in jobs.iter().enumerate() {
+            if let Some(unique) = &job.unique {
+                if unique.key.len() > jobs::MAX_UNIQUE_KEY_BYTES || unique.key.is_empty() {
+                    return Err(jobs::Uniqueness::explicit(unique.key.clone(), None)
+                        .err()
+                        .unwrap_or_else(|| Error::storage("invalid unique key")));
+                }
+                answer_of[index] = jobs[..index].iter().position(|earlier| {
+                    earlier.unique.as_ref().map(|u| &u.key) == Some(&unique.key)
+                });
+            }
+        }
+        let flow = jobs.iter().any(|job| job.unique.is_some() || job.gated());
+        let sent: Vec<&NewJob> = jobs
+            .iter()
+            .zip(&answer_of)
+            .filter(|(_, earlier)| earlier.is_none())
+            .map(|(job, _)| job)
+            .collect();
+        let mut names = Vec::with_capacity(sent.len());
+        let mut queues = Vec::with_capacity(sent.len());
+        let mut args = Vec::with_capacity(sent.len());
+        let mut states = Vec::with_capacity(sent.len());
+        let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(sent.len());
+        let mut parent_ids: Vec<Option<i64>> = Vec::with_capacity(sent.len());
+        let mut conditions: Vec<Option<&str>> = Vec::with_capacity(sent.len());
+        let mut recurring_ids: Vec<Option<&str>> = Vec::with_capacity(sent.len());
+        let mut reasons: Vec<Option<String>> = Vec::with_capacity(sent.len());
+        let mut data = Vec::with_capacity(sent.len());
+        let mut priorities: Vec<i16> = Vec::with_capacity(sent.len());
+        for job in &sent {
             // Created Enqueued with no reason: the entry is the row itself, its data NULL (see
             // ENQUEUE); otherwise a history row with the entry `MemoryStorage` records.
             let plain = matches!(job.initial, InitialState::Enqueued) && job.recurring.is_none();
@@ -158,7 +241,6 @@ impl Database {
             priorities.push(i16::from(job.priority));
         }
         let now = ts(now);
-        let statement = db.prepare("enqueue", &self.statement(&ENQUEUE)).await?;
         let params: [&(dyn ToSql + Sync); 13] = [
             &names,
             &queues,
@@ -174,27 +256,109 @@ impl Database {
             &channel,
             &priorities,
         ];
-        let rows = db
-            .client
-            .query(&statement, &params)
-            .await
-            .map_err(|e| self.error("enqueue", e))?;
-        let ids = rows
-            .iter()
-            .map(|row| row::column::<i64>(row, "id", &|| "an enqueued job".to_owned()).map(JobId))
-            .collect::<Result<Vec<_>, _>>()?;
-        if ids.len() != jobs.len() {
+        let answers = if flow {
+            let keys: Vec<Option<&str>> = sent
+                .iter()
+                .map(|job| job.unique.as_ref().map(|unique| unique.key.as_str()))
+                .collect();
+            let windows: Vec<Option<i64>> = sent
+                .iter()
+                .map(|job| {
+                    job.unique
+                        .as_ref()
+                        .and_then(|unique| unique.window)
+                        .map(|window| i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+                })
+                .collect();
+            let mutexes: Vec<Option<&str>> = sent.iter().map(|job| job.mutex.as_deref()).collect();
+            let gated: Vec<bool> = sent.iter().map(|job| job.gated()).collect();
+            let statement = db
+                .prepare("enqueue", &self.statement(&ENQUEUE_FLOW))
+                .await?;
+            let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
+            all.extend([&keys as &(dyn ToSql + Sync), &windows, &mutexes, &gated]);
+            let rows = db
+                .client
+                .query(&statement, &all)
+                .await
+                .map_err(|e| self.error("enqueue", e))?;
+            flow_answers(&rows, &sent)?
+        } else {
+            let statement = db.prepare("enqueue", &self.statement(&ENQUEUE)).await?;
+            let rows = db
+                .client
+                .query(&statement, &params)
+                .await
+                .map_err(|e| self.error("enqueue", e))?;
+            rows.iter()
+                .map(|row| {
+                    row::column::<i64>(row, "id", &|| "an enqueued job".to_owned())
+                        .map(|id| Enqueued::created(JobId(id)))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        if answers.len() != sent.len() {
             return Err(Error::storage(format!(
-                "enqueue created {} jobs of {}",
-                ids.len(),
-                jobs.len()
+                "enqueue answered {} jobs of {}",
+                answers.len(),
+                sent.len()
             )));
+        }
+        let mut answers = answers.into_iter();
+        let mut all: Vec<Enqueued> = Vec::with_capacity(jobs.len());
+        for earlier in &answer_of {
+            let answer = match earlier {
+                Some(index) => Enqueued {
+                    duplicate: true,
+                    ..all[*index]
+                },
+                None => answers
+                    .next()
+                    .ok_or_else(|| Error::storage("enqueue answered too few jobs"))?,
+            };
+            all.push(answer);
         }
         if !parents.is_empty() {
             self.release(db, &parents, now).await?;
         }
-        Ok(ids)
+        Ok(all)
     }
+}
+
+/// The answers of `ENQUEUE_FLOW` in the order of `sent`: each created job's id in turn, or
+/// for a job whose key was held, the holder's id as a duplicate.
+fn flow_answers(rows: &[tokio_postgres::Row], sent: &[&NewJob]) -> Result<Vec<Enqueued>> {
+    let what = || "an enqueued job".to_owned();
+    let mut created = Vec::new();
+    let mut held: Vec<(String, JobId)> = Vec::new();
+    for row in rows {
+        let id = JobId(row::column::<i64>(row, "id", &what)?);
+        if row::column::<bool>(row, "duplicate", &what)? {
+            held.push((row::column(row, "key", &what)?, id));
+        } else {
+            created.push(id);
+        }
+    }
+    let mut created = created.into_iter();
+    sent.iter()
+        .map(|job| {
+            let holder = job.unique.as_ref().and_then(|unique| {
+                held.iter()
+                    .find(|(key, _)| *key == unique.key)
+                    .map(|(_, id)| *id)
+            });
+            match holder {
+                Some(id) => Ok(Enqueued {
+                    id,
+                    duplicate: true,
+                }),
+                None => created
+                    .next()
+                    .map(Enqueued::created)
+                    .ok_or_else(|| Error::storage("enqueue answered too few jobs")),
+            }
+        })
+        .collect()
 }
 
 /// [`Storage::enqueue`](jobs::Storage::enqueue) on PostgreSQL.
@@ -202,7 +366,7 @@ pub(crate) async fn enqueue(
     storage: &Database,
     jobs: Vec<NewJob>,
     now: DateTime<Utc>,
-) -> Result<Vec<JobId>> {
+) -> Result<Vec<Enqueued>> {
     let continuations = jobs
         .iter()
         .any(|job| matches!(job.initial, InitialState::Awaiting { .. }));

@@ -9,7 +9,8 @@ use crate::database::{Database, Template};
 use crate::error::{describe, PostgresError};
 use crate::row::{column, retry_count};
 
-/// Claims up to `$2` Enqueued jobs: the head of each served queue (lowest job priority, then
+/// Claims up to `$2` Enqueued jobs that are not gated (a gated job, with a mutex or kind
+/// limits, waits for a flow-controlled fetch: `sql::flow`): the head of each served queue (lowest job priority, then
 /// position: `jobs_fetch_idx`'s order), the queues in the order given, skipping
 /// rows other fetchers hold, and marks them Processing under the server's lease. The update
 /// finds the locked rows by `ctid` (a locked row cannot move), a TID scan whatever the
@@ -29,7 +30,7 @@ WITH picked AS MATERIALIZED (
     CROSS JOIN LATERAL (
         SELECT ctid, priority, position
         FROM __SCHEMA__.jobs
-        WHERE state = 'enqueued' AND queue = queue_list.name
+        WHERE state = 'enqueued' AND queue = queue_list.name AND NOT gated
         ORDER BY priority, position
         LIMIT $2
         FOR NO KEY UPDATE SKIP LOCKED
@@ -62,6 +63,9 @@ pub(crate) async fn fetch(
     }
     if request.limit == 0 || queues.is_empty() {
         return Ok(Vec::new());
+    }
+    if request.flow {
+        return super::flow::fetch_flow(storage, &queues, &request).await;
     }
     let rows = storage
         .query(

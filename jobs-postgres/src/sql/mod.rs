@@ -13,6 +13,7 @@ pub(crate) mod complete;
 pub(crate) mod dashboard;
 pub(crate) mod enqueue;
 pub(crate) mod fetch;
+pub(crate) mod flow;
 pub(crate) mod lease;
 pub(crate) mod maintenance;
 pub(crate) mod manual;

@@ -7,7 +7,7 @@ use crate::row;
 
 /// Columns of a job record, for `job` and `list_jobs` (`job` is the row's alias).
 pub(crate) const RECORD_COLUMNS: &str = "
-    job.id, job.name, job.queue, job.priority, job.args, job.state, job.created_at, job.state_at, job.run_at,
+    job.id, job.name, job.queue, job.priority, job.unique_key, job.mutex, job.args, job.state, job.created_at, job.state_at, job.run_at,
     job.retry_count,
     -- A Succeeded row keeps the server of its entry (migration 0006): not a lease holder.
     CASE WHEN job.state = 'processing' THEN job.server_id END AS server_id,

@@ -15,12 +15,13 @@ pub(crate) const UPSERT_RECURRING: Template = Template::text(
     "upsert recurring",
     "
 INSERT INTO __SCHEMA__.recurring_jobs (id, cron, time_zone, job_name, queue, args, misfire,
-    skip_if_running, paused, next_run, last_run, last_job_id, last_error, created_at, priority)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    skip_if_running, paused, next_run, last_run, last_job_id, last_error, created_at, priority,
+    mutex, limited)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (id) DO UPDATE
 SET cron = excluded.cron, time_zone = excluded.time_zone, job_name = excluded.job_name,
     queue = excluded.queue, args = excluded.args, misfire = excluded.misfire,
-    priority = excluded.priority,
+    priority = excluded.priority, mutex = excluded.mutex, limited = excluded.limited,
     skip_if_running = excluded.skip_if_running, paused = excluded.paused,
     next_run = excluded.next_run, last_run = excluded.last_run,
     last_job_id = excluded.last_job_id, last_error = excluded.last_error",
@@ -29,7 +30,7 @@ SET cron = excluded.cron, time_zone = excluded.time_zone, job_name = excluded.jo
 /// Columns of a recurring job with its last job's current state.
 pub(crate) const RECURRING_COLUMNS: &str = "
     recurring.id, recurring.cron, recurring.time_zone, recurring.job_name, recurring.queue,
-    recurring.priority, recurring.args, recurring.misfire, recurring.skip_if_running, recurring.paused,
+    recurring.priority, recurring.mutex, recurring.limited, recurring.args, recurring.misfire, recurring.skip_if_running, recurring.paused,
     recurring.next_run, recurring.last_run, recurring.last_job_id, recurring.last_error,
     recurring.created_at, last_job.state AS last_job_state";
 
@@ -90,6 +91,8 @@ pub(crate) async fn upsert_recurring(storage: &Database, job: RecurringJob) -> R
                 &job.last_error,
                 &ts(job.created_at),
                 &i16::from(job.priority),
+                &job.mutex,
+                &job.limited,
             ],
         )
         .await?;
@@ -212,7 +215,7 @@ pub(crate) async fn claim_recurring(
                 .await?;
             let id = ids
                 .first()
-                .copied()
+                .map(|enqueued| enqueued.id)
                 .ok_or_else(|| Error::storage("the storage created no job"))?;
             tx.execute(&record_statement, &[&claim.id, &now, &id.0])
                 .await
@@ -266,6 +269,8 @@ pub(crate) fn recurring_job(row: &Row) -> Result<RecurringJob, PostgresError> {
         job_name: column(row, "job_name", what)?,
         queue: column(row, "queue", what)?,
         priority: crate::row::priority(column(row, "priority", what)?, what)?,
+        mutex: column(row, "mutex", what)?,
+        limited: column(row, "limited", what)?,
         args: column(row, "args", what)?,
         misfire: misfire_from_sql(&misfire, what)?,
         skip_if_running: column(row, "skip_if_running", what)?,

@@ -34,28 +34,44 @@ impl CsrfKey {
         CsrfKey(secret)
     }
 
-    fn mac(&self, nonce: &Nonce) -> Option<Hmac<Sha256>> {
+    /// The MAC of `data` for `purpose`: the purpose (ending in a NUL byte) is hashed first,
+    /// so a value signed for one use is never valid for another.
+    fn mac(&self, purpose: &[u8], data: &[u8]) -> Option<Hmac<Sha256>> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).ok()?;
-        mac.update(b"jobs-dashboard-csrf\0");
-        mac.update(&nonce.0);
+        mac.update(purpose);
+        mac.update(data);
         Some(mac)
     }
 
     /// The token forms carry for this nonce.
     pub(crate) fn token(&self, nonce: &Nonce) -> String {
-        self.mac(nonce)
-            .map(|mac| hex(&mac.finalize().into_bytes()))
-            .unwrap_or_default()
+        self.sign(TOKEN_PURPOSE, &nonce.0)
     }
 
     /// Whether `token` is the token of `nonce` (constant-time comparison).
     pub(crate) fn verify(&self, nonce: &Nonce, token: &str) -> bool {
-        let (Some(mac), Some(tag)) = (self.mac(nonce), unhex(token)) else {
+        self.verify_signature(TOKEN_PURPOSE, &nonce.0, token)
+    }
+
+    /// A signature of `data` for `purpose` (a label ending in a NUL byte), as hex.
+    pub(crate) fn sign(&self, purpose: &[u8], data: &[u8]) -> String {
+        self.mac(purpose, data)
+            .map(|mac| hex(&mac.finalize().into_bytes()))
+            .unwrap_or_default()
+    }
+
+    /// Whether `signature` is [`sign`](Self::sign)'s for `data` and `purpose` (constant-time
+    /// comparison).
+    pub(crate) fn verify_signature(&self, purpose: &[u8], data: &[u8], signature: &str) -> bool {
+        let (Some(mac), Some(tag)) = (self.mac(purpose, data), unhex(signature, 64)) else {
             return false;
         };
         mac.verify_slice(&tag).is_ok()
     }
 }
+
+/// What CSRF tokens are signed for.
+const TOKEN_PURPOSE: &[u8] = b"jobs-dashboard-csrf\0";
 
 /// The random value of a CSRF cookie.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,7 +90,7 @@ impl Nonce {
 
     /// Reads a cookie value; `None` unless it is exactly the hex of a nonce.
     pub(crate) fn parse(value: &str) -> Option<Self> {
-        let bytes = unhex(value)?;
+        let bytes = unhex(value, NONCE_LEN)?;
         Some(Nonce(bytes.try_into().ok()?))
     }
 
@@ -84,7 +100,8 @@ impl Nonce {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
@@ -94,7 +111,9 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// The bytes `text` is the hex of (either case); `None` unless it is exactly that, of at most
+/// `max_bytes` bytes (checked before decoding, so a huge value costs nothing).
+pub(crate) fn unhex(text: &str, max_bytes: usize) -> Option<Vec<u8>> {
     fn digit(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -104,7 +123,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         }
     }
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 || bytes.len() > 128 {
+    if bytes.len() % 2 != 0 || bytes.len() / 2 > max_bytes {
         return None;
     }
     bytes

@@ -108,7 +108,7 @@ pub(crate) async fn guard(
     let nonce_from_cookie = from_cookie.is_some();
     let nonce = from_cookie.unwrap_or_else(Nonce::random);
     let flash = if reading {
-        cookie(&parts.headers, FLASH_COOKIE).and_then(Flash::parse)
+        cookie(&parts.headers, FLASH_COOKIE).and_then(|value| Flash::parse(value, &shared.csrf))
     } else {
         None
     };

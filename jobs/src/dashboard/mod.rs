@@ -1,6 +1,6 @@
 //! The web dashboard (feature `dashboard`): an [`axum::Router`] that shows jobs, queues,
-//! retries, recurring jobs and servers, and acts on them (requeue, delete, enqueue now,
-//! trigger, pause, resume, remove).
+//! retries, recurring jobs and servers, and acts on them (requeue, delete, enqueue now;
+//! trigger, pause, resume, remove a recurring job; pause, resume a queue and set its limits).
 //!
 //! Nest it in an application at any path, or serve it on its own with [`Dashboard::serve`].
 //! The server must provide the peer address (`into_make_service_with_connect_info`): by
@@ -64,7 +64,7 @@
 //! | path | page | actions |
 //! | --- | --- | --- |
 //! | `/` | overview: counts per state, realtime graph, 24 h and 7 day history | — |
-//! | `/jobs/enqueued` | queues: length, the servers that serve them | — |
+//! | `/jobs/enqueued` | queues: jobs per state (enqueued, scheduled, awaiting, processing, failed), the servers that serve them, concurrency and rate limits, paused or active | pause, resume, set limits |
 //! | `/jobs/enqueued/{queue}` | enqueued jobs of one queue | delete |
 //! | `/jobs/scheduled` | scheduled jobs and when they run | enqueue now, delete |
 //! | `/jobs/processing` | running jobs, their server (warns when its heartbeat is stale) | requeue, delete |
@@ -73,17 +73,25 @@
 //! | `/jobs/deleted` | deleted jobs and why | requeue |
 //! | `/jobs/awaiting` | continuations waiting for their parent | enqueue now, delete |
 //! | `/jobs/retries` | scheduled retries, attempt and last error | enqueue now, delete |
-//! | `/jobs/search` | every job, by name, arguments and state | requeue, delete |
-//! | `/job/{id}` | one job: arguments (the first 64 KiB), result, error, history, parent, continuations | requeue, enqueue now, delete |
+//! | `/jobs/search` | every job, by name, arguments, unique key and state | requeue, delete |
+//! | `/job/{id}` | one job: unique key, mutex, arguments (the first 64 KiB), result, error, history, parent, continuations | requeue, enqueue now, delete |
 //! | `/job/{id}/arguments.json` | one job's arguments, whole | — |
 //! | `/recurring` | recurring jobs: cron and its meaning, zone, next and last run | trigger, pause, resume, remove |
 //! | `/servers` | servers: workers, queues, started, heartbeat | — |
 //! | `/stats.json` | counts, for the live refresh | — |
 //!
-//! Every list is paged (`?page=2&size=50`) and filters by job name and argument text
-//! (`?name=mail&args=42`); actions apply to the ticked rows. Pages work without JavaScript; the
-//! embedded script only refreshes counts, draws the realtime graph and reloads a job's page
-//! when its state changes. Everything is embedded in the binary: no CDN, works offline.
+//! Every list is paged (`?page=2&size=50`) and filters by job name, argument text and unique
+//! key (`?name=mail&args=42&key=digest`); actions apply to the ticked rows. Pages work without
+//! JavaScript; the embedded script only refreshes counts, draws the realtime graph and reloads
+//! a job's page when its state changes. Everything is embedded in the binary: no CDN, works
+//! offline.
+//!
+//! Actions are forms posted to `/actions/jobs/{requeue|enqueue|delete}` and
+//! `/actions/recurring/{trigger|pause|resume|remove}` (the ticked `ids`), and to
+//! `/actions/queues/{pause|resume|limits}` (one `queue`; `limits` also takes `concurrency`, a
+//! whole number, and `rate`, like `50/1s`, each empty for none). A queue action that is
+//! refused (an unknown queue, a zero or malformed limit) stores nothing and says why in the
+//! library's words.
 //!
 //! # Security
 //!
@@ -106,12 +114,13 @@
 //!   `Cache-Control: no-store`.
 
 // The insides, in layers: a module imports only modules of the layers before its own.
-// 1. `auth`, `csrf`, `flash` (the flash cookie), `error` (PageError), `format` (values in words);
-// 2. `context`: the router's state and what the guard learned about the request;
-// 3. `query`: a list's filters and paging;
-// 4. `guard`: the middleware; `actions`: the POST handlers; `templates`: the view models
+// 1. `auth`, `csrf`, `error` (PageError), `format` (values in words);
+// 2. `flash`: the flash cookie (its notes signed with the CSRF key);
+// 3. `context`: the router's state and what the guard learned about the request;
+// 4. `query`: a list's filters and paging;
+// 5. `guard`: the middleware; `actions`: the POST handlers; `templates`: the view models
 //    and their markup;
-// 5. `pages`: the GET handlers, which fill the view models.
+// 6. `pages`: the GET handlers, which fill the view models.
 mod actions;
 mod auth;
 mod context;
@@ -226,9 +235,9 @@ impl Dashboard {
         self
     }
 
-    /// The key that signs CSRF tokens. By default a random key per [`router`](Dashboard::router)
-    /// call, so a restart asks users to reload the page before acting; give the same secret to
-    /// every instance behind a load balancer.
+    /// The key that signs CSRF tokens (and the flash messages that carry text). By default a
+    /// random key per [`router`](Dashboard::router) call, so a restart asks users to reload the
+    /// page before acting; give the same secret to every instance behind a load balancer.
     #[must_use]
     pub fn csrf_secret(mut self, secret: [u8; 32]) -> Self {
         self.csrf_secret = Some(secret);
@@ -273,6 +282,7 @@ impl Dashboard {
             .route("/servers", get(pages::servers))
             .route("/actions/jobs/{action}", post(actions::jobs))
             .route("/actions/recurring/{action}", post(actions::recurring))
+            .route("/actions/queues/{action}", post(actions::queues))
             .fallback(pages::not_found)
             .layer(axum::middleware::from_fn_with_state(
                 shared.clone(),

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::context::RequestCtx;
 use super::format::{enc, truncate};
+use crate::flow::MAX_UNIQUE_KEY_BYTES;
 use crate::job::JobState;
 
 /// The query parameters pages understand. All optional; bad values fall back to defaults.
@@ -15,6 +16,7 @@ pub(crate) struct Params {
     size: Option<String>,
     name: Option<String>,
     args: Option<String>,
+    key: Option<String>,
     state: Option<String>,
     q: Option<String>,
 }
@@ -36,6 +38,8 @@ impl Params {
         let filters = Filters {
             name: non_empty(self.name),
             args: non_empty(self.args),
+            // A whole unique key, so the link from a job's page finds it.
+            key: non_empty_up_to(self.key, MAX_UNIQUE_KEY_BYTES),
             state: self.state.and_then(|s| s.parse().ok()),
             q: non_empty(self.q),
         };
@@ -44,10 +48,15 @@ impl Params {
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
+    non_empty_up_to(value, 200)
+}
+
+/// The trimmed value unless empty, at most `max` characters.
+fn non_empty_up_to(value: Option<String>, max: usize) -> Option<String> {
     value
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
-        .map(|v| truncate(&v, 200))
+        .map(|v| truncate(&v, max))
 }
 
 /// The list filters of a request.
@@ -57,6 +66,8 @@ pub(crate) struct Filters {
     pub(crate) name: Option<String>,
     /// Part of the job's arguments.
     pub(crate) args: Option<String>,
+    /// Part of the job's unique key.
+    pub(crate) key: Option<String>,
     /// The job's state (on the search page).
     pub(crate) state: Option<JobState>,
     /// Part of a recurring job's id or job name.
@@ -66,7 +77,11 @@ pub(crate) struct Filters {
 impl Filters {
     /// Whether any filter is set.
     pub(crate) fn is_active(&self) -> bool {
-        self.name.is_some() || self.args.is_some() || self.state.is_some() || self.q.is_some()
+        self.name.is_some()
+            || self.args.is_some()
+            || self.key.is_some()
+            || self.state.is_some()
+            || self.q.is_some()
     }
 
     /// `path?…` with these filters and the page.
@@ -75,6 +90,7 @@ impl Filters {
         for (key, value) in [
             ("name", self.name.as_deref()),
             ("args", self.args.as_deref()),
+            ("key", self.key.as_deref()),
             ("state", self.state.map(JobState::as_str)),
             ("q", self.q.as_deref()),
         ] {

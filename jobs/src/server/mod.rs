@@ -10,6 +10,7 @@ mod claims;
 mod completer;
 mod config;
 mod executor;
+mod flow;
 mod health;
 mod heartbeat;
 mod maintenance;
@@ -84,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) stop_background: CancellationToken,
     /// Whether the storage answers; fetching waits while it does not.
     pub(crate) health: health::Health,
+    /// Whether fetches apply flow control.
+    pub(crate) flow: flow::FlowSwitch,
 }
 
 impl Shared {
@@ -171,6 +174,7 @@ impl Server {
                 cancel_jobs,
                 stop_background: CancellationToken::new(),
                 health: health::Health::default(),
+                flow: flow::FlowSwitch::default(),
             }),
         }
     }
@@ -193,6 +197,7 @@ impl Server {
             .storage
             .register_server(&info, shared.clock.now())
             .await?;
+        flow::start(&shared).await?;
         tracing::info!(
             server = %shared.server_id,
             queues = ?shared.config.queues,
@@ -212,12 +217,13 @@ impl Server {
         let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));
         let leases = tokio::spawn(heartbeat::renew_leases(shared.clone()));
         let maintenance = tokio::spawn(maintenance::run(shared.clone()));
+        let flow = tokio::spawn(flow::run(shared.clone()));
         Ok(ServerHandle {
             shared,
             tracker,
             producer,
             completer,
-            background: vec![heartbeat, leases, maintenance],
+            background: vec![heartbeat, leases, maintenance, flow],
         })
     }
 

@@ -59,6 +59,7 @@ pub(crate) async fn run(
             limit: permits.num_permits(),
             now,
             lease_until: clock::add(now, shared.config.lease),
+            flow: shared.flow.on(),
         };
         // A fetch is never interrupted: the jobs it claims must run (or their leases lapse).
         let fetched = match shared.storage.fetch(request).await {

@@ -11,6 +11,8 @@ mod types;
 pub use memory::MemoryStorage;
 pub use types::*;
 
+pub use crate::flow::scan_bound;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::Result;
+use crate::flow::{Enqueued, JobLimits, QueueInfo, QueueLimits, QueueSettings};
 use crate::job::JobId;
 
 /// Where jobs, recurring jobs, servers and statistics are kept.
@@ -28,13 +31,22 @@ use crate::job::JobId;
 pub trait Storage: Send + Sync + 'static {
     // ---- jobs -------------------------------------------------------------------------------
 
-    /// Creates jobs in their initial state, returning their ids in order. A continuation whose
-    /// parent does not exist fails the whole call with [`Error::ParentNotFound`](crate::Error);
-    /// one whose parent already finished moves on at once.
-    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>>;
+    /// Creates jobs in their initial state, answering for each, in order, its id. A
+    /// continuation whose parent does not exist fails the whole call with
+    /// [`Error::ParentNotFound`](crate::Error); one whose parent already finished moves on at
+    /// once. A job with a unique key that an existing job blocks (see
+    /// [`Uniqueness::blocks`](crate::Uniqueness::blocks), an earlier job of the same call
+    /// included) is not created: its answer is that job's id, marked duplicate. Concurrent
+    /// calls with one key create one job.
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>>;
 
-    /// Claims up to `limit` Enqueued jobs of `queues` (in that priority order, FIFO within a
-    /// queue), marks them Processing with a lease held by `server_id` until `lease_until`.
+    /// Claims up to `limit` Enqueued jobs of `queues` (in that order, by job priority then
+    /// FIFO within a queue), marks them Processing with a lease held by `server_id` until
+    /// `lease_until`. With `flow`, applies flow control as [`Admission`](crate::Admission)
+    /// decides: paused queues are skipped, queue and job kind limits and mutexes are kept
+    /// (counting Processing jobs on every server), and a job that cannot start is passed
+    /// over for the next eligible one, its history saying why (once per reason). Without
+    /// `flow`, gated jobs ([`NewJob::gated`]) are left for a flow-controlled fetch.
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>>;
 
     /// Applies the outcomes of finished attempts. Each applies only if the job is still
@@ -78,6 +90,32 @@ pub trait Storage: Send + Sync + 'static {
     async fn wait_for_work(&self, max_wait: Duration) {
         tokio::time::sleep(max_wait).await;
     }
+
+    // ---- flow control -----------------------------------------------------------------------
+
+    /// Every queue's stored settings (queues with none are left out).
+    async fn queue_settings(&self) -> Result<Vec<QueueSettings>>;
+
+    /// The queues that hold Enqueued gated jobs ([`NewJob::gated`]): a server serving one
+    /// fetches from it with flow control (a gated job enqueued to another queue than its
+    /// kind's is found this way).
+    async fn gated_queues(&self) -> Result<Vec<String>>;
+
+    /// Pauses or resumes a queue: a paused queue's jobs are not started by a flow-controlled
+    /// fetch. Its limits are kept.
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<()>;
+
+    /// Replaces a queue's limits (empty [`QueueLimits`](crate::QueueLimits): none). The
+    /// caller validated them. Its paused state is kept.
+    async fn set_queue_limits(&self, queue: &str, limits: QueueLimits) -> Result<()>;
+
+    /// Stores the limits of job kinds (a server's registered jobs, when it starts): those with
+    /// a limit replace the stored ones, those without remove them.
+    async fn register_job_limits(&self, limits: &[JobLimits]) -> Result<()>;
+
+    /// Every queue that has jobs (in a non-final state, or Failed) or stored settings, by
+    /// name, with its counts per state and its settings.
+    async fn queues(&self) -> Result<Vec<QueueInfo>>;
 
     // ---- maintenance ------------------------------------------------------------------------
 
@@ -168,8 +206,26 @@ pub trait Storage: Send + Sync + 'static {
 /// A shared storage is a storage.
 #[async_trait]
 impl<S: Storage + ?Sized> Storage for Arc<S> {
-    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>> {
         (**self).enqueue(jobs, now).await
+    }
+    async fn queue_settings(&self) -> Result<Vec<QueueSettings>> {
+        (**self).queue_settings().await
+    }
+    async fn gated_queues(&self) -> Result<Vec<String>> {
+        (**self).gated_queues().await
+    }
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        (**self).set_queue_paused(queue, paused).await
+    }
+    async fn set_queue_limits(&self, queue: &str, limits: QueueLimits) -> Result<()> {
+        (**self).set_queue_limits(queue, limits).await
+    }
+    async fn register_job_limits(&self, limits: &[JobLimits]) -> Result<()> {
+        (**self).register_job_limits(limits).await
+    }
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        (**self).queues().await
     }
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<Vec<FetchedJob>> {
         (**self).fetch(request).await

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::flow::Uniqueness;
 use crate::job::{JobError, JobId, JobState};
 
 /// A job to create.
@@ -25,6 +26,14 @@ pub struct NewJob {
     pub initial: InitialState,
     /// The recurring job occurrence that fired it, if any.
     pub recurring: Option<RecurringOrigin>,
+    /// Its unique key: not created while a job with this key blocks it (see
+    /// [`Uniqueness::blocks`]); the existing job's id is answered instead.
+    pub unique: Option<Uniqueness>,
+    /// The mutex key it holds while Processing (see [`Job::mutex_key`](crate::Job::mutex_key)).
+    pub mutex: Option<String>,
+    /// Its kind has a concurrency or rate limit ([`JobLimits`]): only a flow-controlled fetch
+    /// ([`FetchRequest::flow`]) starts it.
+    pub limited: bool,
 }
 
 impl NewJob {
@@ -33,14 +42,68 @@ impl NewJob {
         job: &J,
         initial: InitialState,
     ) -> crate::error::Result<NewJob> {
+        let args = serde_json::to_string(job)?;
         Ok(NewJob {
             name: J::NAME.to_owned(),
             queue: J::QUEUE.to_owned(),
             priority: J::PRIORITY,
-            args: serde_json::to_string(job)?,
+            unique: J::UNIQUE.map(|unique| Uniqueness::of_job(J::NAME, &args, unique.window)),
+            mutex: job.mutex_key(),
+            limited: J::CONCURRENCY.is_some() || J::RATE.is_some(),
+            args,
             initial,
             recurring: None,
         })
+    }
+
+    /// A plain job: no unique key, no mutex, no kind limits (recurring firings, tests).
+    pub fn plain(name: &str, queue: &str, args: &str, initial: InitialState) -> NewJob {
+        NewJob {
+            name: name.to_owned(),
+            queue: queue.to_owned(),
+            priority: crate::DEFAULT_PRIORITY,
+            args: args.to_owned(),
+            initial,
+            recurring: None,
+            unique: None,
+            mutex: None,
+            limited: false,
+        }
+    }
+
+    /// Applies the per-enqueue options of `opts` over the job's defaults: queue, priority,
+    /// run time (relative to `now`), unique key (checked: see [`Uniqueness::explicit`]).
+    pub fn with_options(
+        mut self,
+        opts: &crate::EnqueueOptions,
+        now: DateTime<Utc>,
+    ) -> crate::error::Result<NewJob> {
+        if let Some(queue) = &opts.queue {
+            crate::queue::validate_queue(queue)?;
+            self.queue.clone_from(queue);
+        }
+        if let Some(priority) = opts.priority {
+            self.priority = priority;
+        }
+        match opts.when {
+            Some(crate::flow::When::Delay(delay)) => {
+                self.initial = InitialState::Scheduled {
+                    at: crate::clock::add(now, delay),
+                };
+            }
+            Some(crate::flow::When::At(at)) => self.initial = InitialState::Scheduled { at },
+            None => {}
+        }
+        if let Some(key) = &opts.unique_key {
+            let window = self.unique.as_ref().and_then(|unique| unique.window);
+            self.unique = Some(Uniqueness::explicit(key.clone(), window)?);
+        }
+        Ok(self)
+    }
+
+    /// Whether only a flow-controlled fetch may start it (a mutex or kind limits).
+    pub fn gated(&self) -> bool {
+        self.mutex.is_some() || self.limited
     }
 
     /// The first history entry every storage records for the job: its state, reason and
@@ -202,6 +265,11 @@ pub struct FetchRequest<'a> {
     pub now: DateTime<Utc>,
     /// The lease's end; kept alive by `keep_alive` while the job runs.
     pub lease_until: DateTime<Utc>,
+    /// Apply flow control: skip paused queues, keep to queue and job kind limits and
+    /// mutexes, and start gated jobs ([`NewJob::gated`]). A server sets it when any may
+    /// apply to it; a fetch without it starts only jobs that are not gated, by the
+    /// statement it always ran.
+    pub flow: bool,
 }
 
 /// A claimed job, ready to run. Its texts are shared (`Arc<str>`): a storage that keeps them
@@ -476,6 +544,10 @@ pub struct JobRecord {
     pub queue: String,
     /// Its place within its queue (lower first).
     pub priority: u8,
+    /// Its unique key, if it has one.
+    pub unique_key: Option<String>,
+    /// The mutex key it holds while Processing, if any.
+    pub mutex: Option<String>,
     /// Its arguments, as JSON text.
     pub args: String,
     /// Its current state.
@@ -572,6 +644,10 @@ pub struct RecurringJob {
     pub queue: String,
     /// The priority of the fired jobs within their queue.
     pub priority: u8,
+    /// The mutex key the fired jobs hold (rendered from the job when it was added).
+    pub mutex: Option<String>,
+    /// The fired jobs' kind has limits (see [`NewJob::limited`]).
+    pub limited: bool,
     /// Arguments of the fired jobs, as JSON text.
     pub args: String,
     /// Misfire handling.
@@ -644,6 +720,8 @@ pub struct JobQuery {
     pub name_contains: Option<String>,
     /// Only arguments whose JSON text contains this (case-insensitive).
     pub args_contains: Option<String>,
+    /// Only jobs whose unique key contains this (case-insensitive).
+    pub unique_key_contains: Option<String>,
     /// Only Scheduled jobs that are retries.
     pub retries_only: bool,
     /// Skip this many.

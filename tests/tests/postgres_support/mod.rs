@@ -65,9 +65,19 @@ pub async fn enqueue_records(storage: &PostgresStorage, count: usize) -> Vec<Job
                 args: format!(r#"{{"n":{n}}}"#),
                 initial: InitialState::Enqueued,
                 recurring: None,
+                unique: None,
+                mutex: None,
+                limited: false,
             })
             .collect();
-        ids.extend(storage.enqueue(jobs, Utc::now()).await.expect("enqueue"));
+        ids.extend(
+            storage
+                .enqueue(jobs, Utc::now())
+                .await
+                .expect("enqueue")
+                .into_iter()
+                .map(|enqueued| enqueued.id),
+        );
     }
     ids
 }

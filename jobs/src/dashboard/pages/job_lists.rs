@@ -3,7 +3,7 @@
 //! Each handler reads one page of jobs and fills a [`JobList`]: its own columns and, for each
 //! job, what goes in them. The template draws the rest, the same for every list.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -19,7 +19,7 @@ use crate::dashboard::query::{Filters, Paging, Params};
 use crate::dashboard::templates::job_list::{Cell, Column, Intro, JobList, Row, Table};
 use crate::dashboard::templates::layout::{page, JobsNav};
 use crate::dashboard::templates::parts::{DELETE, ENQUEUE_NOW, REQUEUE};
-use crate::dashboard::templates::queues::{QueueRow, Queues};
+use crate::dashboard::templates::queues::{QueueRow, Queues, COUNTED};
 use crate::job::JobState;
 use crate::storage::{HistoryEntry, JobQuery, JobRecord, StateCounts};
 
@@ -32,6 +32,7 @@ async fn fetch_page(
     let (filters, mut paging) = params.split(0);
     query.name_contains = filters.name.clone();
     query.args_contains = filters.args.clone();
+    query.unique_key_contains = filters.key.clone();
     if query.state.is_none() {
         query.state = filters.state;
     }
@@ -52,7 +53,8 @@ fn rows(jobs: &[JobRecord], cells: impl Fn(&JobRecord) -> Vec<Cell>) -> Vec<Row>
     jobs.iter().map(|job| Row::new(job, cells(job))).collect()
 }
 
-/// `GET /jobs/enqueued`: the queues.
+/// `GET /jobs/enqueued`: the queues, from [`Client::queues`](crate::Client::queues) (every
+/// queue with jobs or settings, served by a server, or named by a job of this process).
 pub(crate) async fn queues(
     State(shared): State<Arc<Shared>>,
     Extension(ctx): Extension<RequestCtx>,
@@ -65,19 +67,18 @@ pub(crate) async fn queues(
             *served_by.entry(queue).or_default() += 1;
         }
     }
-    let names: BTreeSet<&str> = counts
-        .enqueued_by_queue
-        .keys()
-        .map(String::as_str)
-        .chain(served_by.keys().copied())
-        .collect();
     let view = Queues {
-        queues: names
+        queues: shared
+            .client
+            .queues()
+            .await?
             .into_iter()
-            .map(|name| QueueRow {
-                name: name.to_owned(),
-                length: counts.enqueued_by_queue.get(name).copied().unwrap_or(0),
-                servers: served_by.get(name).copied().unwrap_or(0),
+            .map(|info| QueueRow {
+                counts: COUNTED.map(|state| info.counts.get(&state).copied().unwrap_or(0)),
+                servers: served_by.get(info.queue.as_str()).copied().unwrap_or(0),
+                paused: info.settings.paused,
+                limits: info.settings.limits,
+                name: info.queue,
             })
             .collect(),
     };

@@ -83,6 +83,14 @@ impl View for JobPage {
                 @if let Some(at) = job.run_at { dt { "Enqueue at" } dd { (time_full(now, at)) } }
                 @if job.retry_count > 0 { dt { "Failed attempts" } dd { (job.retry_count) } }
                 @if let Some(server) = &job.server_id { dt { "Server" } dd { (server) } }
+                @if let Some(key) = &job.unique_key {
+                    dt { "Unique key" }
+                    dd {
+                        code.key { (key) } " "
+                        a.muted href=(format!("{}?key={}", ctx.url("/jobs/search"), enc(key))) { "jobs with this key" }
+                    }
+                }
+                @if let Some(mutex) = &job.mutex { dt { "Mutex" } dd { code.key { (mutex) } } }
                 @if let Some(recurring) = &job.recurring_id {
                     dt { "Fired by" } dd { a href=(format!("{}?q={}", ctx.url("/recurring"), enc(recurring))) { "recurring job " (recurring) } }
                 }

@@ -208,6 +208,7 @@ impl View for JobList {
             form.search method="get" action=(ctx.url(path)) role="search" {
                 label { "Job name " input type="search" name="name" value=[filters.name.as_deref()] placeholder="contains…"; }
                 label { "Arguments " input type="search" name="args" value=[filters.args.as_deref()] placeholder="contains…"; }
+                label { "Unique key " input type="search" name="key" value=[filters.key.as_deref()] placeholder="contains…"; }
                 @if self.with_state_filter {
                     label { "State "
                         select name="state" {

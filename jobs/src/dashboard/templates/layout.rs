@@ -99,7 +99,7 @@ pub(crate) fn page(
                         (sidebar(ctx, counts, active))
                     }
                     main.content {
-                        @if let Some(flash) = ctx.flash {
+                        @if let Some(flash) = &ctx.flash {
                             p.flash.error[flash.is_error()] role="status" { (flash.message()) }
                         }
                         (view.content(ctx))

@@ -22,6 +22,17 @@ pub(super) fn created(job: &NewJob, at: DateTime<Utc>) -> HistoryEntry {
     }
 }
 
+/// Still Enqueued, passed over by a flow-controlled fetch: why it waits
+/// ([`WaitReason`](crate::WaitReason)'s words).
+pub(super) fn waiting(queue: &str, reason: &str, at: DateTime<Utc>) -> HistoryEntry {
+    HistoryEntry {
+        state: JobState::Enqueued,
+        at,
+        reason: Some(reason.to_owned()),
+        data: StateData::enqueued(queue, None),
+    }
+}
+
 /// Processing: `server` started attempt number `attempt`.
 pub(super) fn started(server: &str, attempt: u32, at: DateTime<Utc>) -> HistoryEntry {
     HistoryEntry {

@@ -46,6 +46,15 @@ pub(super) struct StoredJob {
     pub(super) enqueued_at: DateTime<Utc>,
     /// The parent's result, for a continuation released by a parent that succeeded.
     pub(super) parent_result: Option<serde_json::Value>,
+    /// Its unique key, if any.
+    pub(super) unique_key: Option<String>,
+    /// The mutex key it holds while Processing, if any.
+    pub(super) mutex: Option<Arc<str>>,
+    /// Its kind has limits: with a mutex, it is kept in the gated index of its queue.
+    pub(super) limited: bool,
+    /// The wait reason its history last recorded while it stayed Enqueued (cleared when it
+    /// changes state), so each reason is recorded once.
+    pub(super) waiting: Option<String>,
 }
 
 /// The claim of the server running a Processing job.
@@ -57,6 +66,20 @@ pub(super) struct Lease {
 }
 
 impl StoredJob {
+    /// Whether only a flow-controlled fetch may start it ([`NewJob::gated`](crate::storage::NewJob::gated)).
+    pub(super) fn gated(&self) -> bool {
+        self.mutex.is_some() || self.limited
+    }
+
+    /// Whether it blocks a new job with its unique key regardless of time: it has not
+    /// finished (Failed counts as finished here: a failed job is not a duplicate).
+    pub(super) fn active(&self) -> bool {
+        matches!(
+            self.state,
+            JobState::Enqueued | JobState::Scheduled | JobState::Awaiting | JobState::Processing
+        )
+    }
+
     /// The server holding the job's lease.
     pub(super) fn server(&self) -> Option<&str> {
         self.lease.as_ref().map(|lease| &*lease.server)
@@ -70,6 +93,8 @@ impl StoredJob {
             name: self.name.to_string(),
             queue: self.queue.to_string(),
             priority: self.priority,
+            unique_key: self.unique_key.clone(),
+            mutex: self.mutex.as_deref().map(str::to_owned),
             args: self.args.to_string(),
             state: self.state,
             created_at: self.created_at,
@@ -115,6 +140,12 @@ impl StoredJob {
                 .is_none_or(|queue| &*self.queue == queue)
             && contains(&self.name, &query.name_contains)
             && contains(&self.args, &query.args_contains)
+            && query.unique_key_contains.as_ref().is_none_or(|_| {
+                contains(
+                    self.unique_key.as_deref().unwrap_or(""),
+                    &query.unique_key_contains,
+                ) && self.unique_key.is_some()
+            })
             && (!query.retries_only || self.is_retry())
     }
 }

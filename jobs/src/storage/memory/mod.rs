@@ -18,11 +18,13 @@
 //! themselves are built in [`history`], one function per kind.
 
 mod by_time;
+mod flow;
 mod history;
 mod job;
 mod state;
 mod stats;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +37,7 @@ use self::state::{Placement, State};
 use super::types::*;
 use super::Storage;
 use crate::error::{Error, Result};
+use crate::flow::{Enqueued, JobLimits, QueueInfo, QueueLimits, QueueSettings};
 use crate::job::{JobId, JobState};
 
 /// An in-process storage: fast, shared by clones, gone when the process ends.
@@ -117,7 +120,7 @@ fn with_last_state(state: &State, mut job: RecurringJob) -> RecurringJob {
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<JobId>> {
+    async fn enqueue(&self, jobs: Vec<NewJob>, now: DateTime<Utc>) -> Result<Vec<Enqueued>> {
         let ids = {
             let mut state = self.lock();
             for job in &jobs {
@@ -129,7 +132,13 @@ impl Storage for MemoryStorage {
                 }
             }
             jobs.into_iter()
-                .map(|job| state.insert(job, now))
+                .map(|job| match state.duplicate_of(&job, now) {
+                    Some(existing) => Enqueued {
+                        id: existing,
+                        duplicate: true,
+                    },
+                    None => Enqueued::created(state.insert(job, now)),
+                })
                 .collect::<Vec<_>>()
         };
         self.wake();
@@ -214,6 +223,64 @@ impl Storage for MemoryStorage {
 
     async fn wait_for_work(&self, max_wait: Duration) {
         let _ = tokio::time::timeout(max_wait, self.inner.work.notified()).await;
+    }
+
+    async fn queue_settings(&self) -> Result<Vec<QueueSettings>> {
+        Ok(self.lock().flow.settings())
+    }
+
+    async fn gated_queues(&self) -> Result<Vec<String>> {
+        let state = self.lock();
+        let mut queues: Vec<String> = state
+            .gated
+            .iter()
+            .filter(|(_, jobs)| !jobs.is_empty())
+            .map(|(queue, _)| queue.to_string())
+            .collect();
+        queues.sort();
+        Ok(queues)
+    }
+
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<()> {
+        self.lock().flow.set_paused(queue, paused);
+        if !paused {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    async fn set_queue_limits(&self, queue: &str, limits: QueueLimits) -> Result<()> {
+        self.lock().flow.set_limits(queue, limits);
+        self.wake();
+        Ok(())
+    }
+
+    async fn register_job_limits(&self, limits: &[JobLimits]) -> Result<()> {
+        self.lock().flow.register(limits);
+        Ok(())
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        let state = self.lock();
+        let mut queues: BTreeMap<String, QueueInfo> = BTreeMap::new();
+        for job in state.jobs.values() {
+            if job.state.is_final() {
+                continue;
+            }
+            let info = queues.entry(job.queue.to_string()).or_default();
+            *info.counts.entry(job.state).or_default() += 1;
+        }
+        for settings in state.flow.settings() {
+            queues.entry(settings.queue.clone()).or_default();
+        }
+        Ok(queues
+            .into_iter()
+            .map(|(queue, info)| QueueInfo {
+                settings: state.flow.queue(&queue),
+                queue,
+                ..info
+            })
+            .collect())
     }
 
     async fn promote_scheduled(&self, now: DateTime<Utc>, limit: usize) -> Result<usize> {

@@ -13,6 +13,7 @@ use super::history;
 use super::job::{Lease, StoredJob};
 use super::stats::Stats;
 use crate::error::{Error, Result};
+use crate::flow::Admission;
 use crate::job::{JobId, JobState};
 use crate::storage::types::*;
 
@@ -27,7 +28,15 @@ pub(super) struct State {
     /// Every job. Ids are sequential numbers: hashed as themselves, not digested.
     pub(super) jobs: IntMap<JobId, StoredJob>,
     /// Enqueued jobs per queue, by priority then position: the first is the next to fetch.
+    /// Gated jobs (a mutex or kind limits) are in `gated` instead, so a fetch without flow
+    /// control reads only this.
     pub(super) queues: FxHashMap<Arc<str>, BTreeMap<(u8, u64), JobId>>,
+    /// Enqueued gated jobs per queue, ordered as `queues`.
+    pub(super) gated: FxHashMap<Arc<str>, BTreeMap<(u8, u64), JobId>>,
+    /// Jobs by unique key (pruned ones removed).
+    pub(super) unique: FxHashMap<String, Vec<JobId>>,
+    /// Stored queue settings and job kind limits, with their rate windows.
+    pub(super) flow: super::flow::Flow,
     /// Scheduled jobs, by run time (for promotion).
     pub(super) scheduled: BTreeSet<(DateTime<Utc>, JobId)>,
     /// Processing jobs (for rescue).
@@ -102,6 +111,7 @@ impl State {
         if let Some(error) = &entry.data.error {
             job.error = Some(error.clone());
         }
+        job.waiting = None;
         job.history.push(entry);
         self.index(id);
         self.decide_continuations(id)
@@ -114,7 +124,12 @@ impl State {
         };
         match job.state {
             JobState::Enqueued => {
-                let queue = self.queues.entry(job.queue.clone()).or_default();
+                let index = if job.gated() {
+                    &mut self.gated
+                } else {
+                    &mut self.queues
+                };
+                let queue = index.entry(job.queue.clone()).or_default();
                 queue.insert((job.priority, job.position), id);
             }
             JobState::Scheduled => {
@@ -138,7 +153,27 @@ impl State {
     /// children that no longer exist.
     pub(super) fn remove(&mut self, id: JobId) {
         self.unindex(id);
-        self.jobs.remove(&id);
+        if let Some(job) = self.jobs.remove(&id) {
+            if let Some(key) = job.unique_key {
+                if let Some(ids) = self.unique.get_mut(&key) {
+                    ids.retain(|other| *other != id);
+                    if ids.is_empty() {
+                        self.unique.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The job that makes `new` a duplicate at `now`, if any (see
+    /// [`Uniqueness::blocks`](crate::Uniqueness::blocks)).
+    pub(super) fn duplicate_of(&self, new: &NewJob, now: DateTime<Utc>) -> Option<JobId> {
+        let unique = new.unique.as_ref()?;
+        self.unique.get(&unique.key)?.iter().copied().find(|id| {
+            self.jobs
+                .get(id)
+                .is_some_and(|job| unique.blocks(job.active(), job.created_at, now))
+        })
     }
 
     /// Removes the job from the index of its state.
@@ -148,7 +183,12 @@ impl State {
         };
         match job.state {
             JobState::Enqueued => {
-                if let Some(queue) = self.queues.get_mut(&job.queue) {
+                let index = if job.gated() {
+                    &mut self.gated
+                } else {
+                    &mut self.queues
+                };
+                if let Some(queue) = index.get_mut(&job.queue) {
                     queue.remove(&(job.priority, job.position));
                 }
             }
@@ -248,7 +288,14 @@ impl State {
             InitialState::Awaiting { parent, on } => (Some(parent), Some(on)),
             InitialState::Enqueued | InitialState::Scheduled { .. } => (None, None),
         };
+        if let Some(unique) = &new.unique {
+            self.unique.entry(unique.key.clone()).or_default().push(id);
+        }
         let job = StoredJob {
+            unique_key: new.unique.map(|unique| unique.key),
+            mutex: new.mutex.map(Arc::from),
+            limited: new.limited,
+            waiting: None,
             id,
             name: new.name.into(),
             queue: new.queue.into(),
@@ -288,8 +335,12 @@ impl State {
     }
 
     /// Claims up to `request.limit` Enqueued jobs, queue by queue in the request's order, each
-    /// from the head of its queue, and leases them to the requesting server.
+    /// from the head of its queue, and leases them to the requesting server. With
+    /// `request.flow`, [`fetch_flow`](Self::fetch_flow) decides instead.
     pub(super) fn fetch(&mut self, request: &FetchRequest<'_>) -> Vec<FetchedJob> {
+        if request.flow {
+            return self.fetch_flow(request);
+        }
         let mut fetched = Vec::with_capacity(request.limit.min(self.jobs.len()));
         // One copy of the server's id, shared by the leases of the jobs fetched.
         let server: Arc<str> = Arc::from(request.server_id);
@@ -302,31 +353,129 @@ impl State {
                 else {
                     break;
                 };
-                let Some(job) = self.jobs.get(&id) else {
+                let Some(job) = self.claim(id, &server, request) else {
                     break;
                 };
-                fetched.push(FetchedJob {
-                    id,
-                    name: job.name.clone(),
-                    queue: job.queue.clone(),
-                    args: job.args.clone(),
-                    retry_count: job.retry_count,
-                    created_at: job.created_at,
-                    enqueued_at: job.enqueued_at,
-                    parent: job.parent,
-                    parent_result: job.parent_result.clone(),
-                });
-                let entry = history::started(&server, job.retry_count + 1, request.now);
-                self.transition(id, entry, Placement::Original);
-                if let Some(job) = self.jobs.get_mut(&id) {
-                    job.lease = Some(Lease {
-                        server: server.clone(),
-                        until: request.lease_until,
-                    });
-                }
+                fetched.push(job);
             }
         }
         fetched
+    }
+
+    /// A flow-controlled fetch: the jobs of each served queue (plain and gated, in their
+    /// order) that [`Admission`] lets start, skipping paused queues and passing over the
+    /// jobs that must wait (each reason recorded once in the job's history).
+    fn fetch_flow(&mut self, request: &FetchRequest<'_>) -> Vec<FetchedJob> {
+        let server: Arc<str> = Arc::from(request.server_id);
+        let mut admission = self.admission(request);
+        let mut fetched: Vec<FetchedJob> = Vec::new();
+        let mut waits: Vec<(JobId, String)> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for queue in request.queues {
+            if seen.contains(&queue.as_str()) || self.flow.paused(queue) {
+                continue;
+            }
+            seen.push(queue);
+            // The candidates in fetch order: the queue's plain and gated jobs merged, up to
+            // the scan bound of a fetch.
+            let mut candidates: Vec<((u8, u64), JobId)> = self
+                .queues
+                .get(queue.as_str())
+                .into_iter()
+                .chain(self.gated.get(queue.as_str()))
+                .flat_map(|index| index.iter().take(crate::flow::scan_bound(request.limit)))
+                .map(|(key, id)| (*key, *id))
+                .collect();
+            candidates.sort_unstable();
+            candidates.truncate(crate::flow::scan_bound(request.limit));
+            for (_, id) in candidates {
+                if fetched.len() >= request.limit {
+                    break;
+                }
+                let Some(job) = self.jobs.get(&id) else {
+                    continue;
+                };
+                match admission.admit(queue, &job.name, job.mutex.as_deref()) {
+                    Ok(()) => {
+                        self.flow.started(queue, &job.name, request.now);
+                        if let Some(job) = self.claim(id, &server, request) {
+                            fetched.push(job);
+                        }
+                    }
+                    Err(None) => break,
+                    Err(Some(reason)) => waits.push((id, reason.to_string())),
+                }
+            }
+        }
+        for (id, reason) in waits {
+            self.note_waiting(id, reason, request.now);
+        }
+        fetched
+    }
+
+    /// The budgets of a flow-controlled fetch at this moment: what each served queue and
+    /// each job kind with limits may still start, and the mutex keys Processing jobs hold.
+    fn admission(&self, request: &FetchRequest<'_>) -> Admission {
+        let mut running_queue: FxHashMap<&str, u64> = FxHashMap::default();
+        let mut running_kind: FxHashMap<&str, u64> = FxHashMap::default();
+        let mut admission = Admission::default();
+        for id in &self.processing {
+            if let Some(job) = self.jobs.get(id) {
+                *running_queue.entry(&job.queue).or_default() += 1;
+                *running_kind.entry(&job.name).or_default() += 1;
+                if let Some(key) = &job.mutex {
+                    admission.hold(key);
+                }
+            }
+        }
+        for queue in request.queues {
+            let running = running_queue.get(queue.as_str()).copied().unwrap_or(0);
+            admission.queue(queue, self.flow.queue_left(queue, running, request.now));
+        }
+        self.flow.kinds(&mut admission, &running_kind, request.now);
+        admission
+    }
+
+    /// Records once in a passed-over job's history why it waits.
+    fn note_waiting(&mut self, id: JobId, reason: String, at: DateTime<Utc>) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.waiting.as_deref() == Some(reason.as_str()) {
+            return;
+        }
+        job.history.push(history::waiting(&job.queue, &reason, at));
+        job.waiting = Some(reason);
+    }
+
+    /// Moves one Enqueued job to Processing under `server`'s lease, returning it as fetched.
+    fn claim(
+        &mut self,
+        id: JobId,
+        server: &Arc<str>,
+        request: &FetchRequest<'_>,
+    ) -> Option<FetchedJob> {
+        let job = self.jobs.get(&id)?;
+        let fetched = FetchedJob {
+            id,
+            name: job.name.clone(),
+            queue: job.queue.clone(),
+            args: job.args.clone(),
+            retry_count: job.retry_count,
+            created_at: job.created_at,
+            enqueued_at: job.enqueued_at,
+            parent: job.parent,
+            parent_result: job.parent_result.clone(),
+        };
+        let entry = history::started(server, job.retry_count + 1, request.now);
+        self.transition(id, entry, Placement::Original);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.lease = Some(Lease {
+                server: server.clone(),
+                until: request.lease_until,
+            });
+        }
+        Some(fetched)
     }
 
     /// Applies the outcome of an attempt, if `completion.server_id` still holds the job's

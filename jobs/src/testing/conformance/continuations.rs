@@ -264,6 +264,7 @@ pub async fn continuations_added_while_parents_finish(storage: Arc<dyn Storage>)
                     .enqueue(vec![child("g", kid, ContinueOn::Succeeded)], now)
                     .await
                     .expect("enqueue a grandchild")[0]
+                    .id
             });
             let finish = tokio::spawn(async move {
                 finisher_start.wait().await;

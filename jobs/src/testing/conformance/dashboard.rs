@@ -126,7 +126,9 @@ pub async fn scheduled_jobs_list_soonest_first(storage: Arc<dyn Storage>) {
             storage
                 .enqueue(vec![scheduled], at(seconds))
                 .await
-                .expect("schedule"),
+                .expect("schedule")
+                .into_iter()
+                .map(|enqueued| enqueued.id),
         );
     }
     let [c, a, b] = delayed[..] else {

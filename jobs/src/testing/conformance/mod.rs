@@ -23,6 +23,7 @@ mod continuations;
 mod dashboard;
 mod enqueue;
 mod fetch_complete;
+mod flow;
 mod history;
 mod pruning;
 mod recurring;
@@ -33,6 +34,7 @@ pub use continuations::*;
 pub use dashboard::*;
 pub use enqueue::*;
 pub use fetch_complete::*;
+pub use flow::*;
 pub use history::*;
 pub use pruning::*;
 pub use recurring::*;
@@ -101,6 +103,13 @@ macro_rules! conformance_tests {
             counts_and_listing,
             scheduled_jobs_list_soonest_first,
             statistics_per_hour,
+            unique_jobs_answer_the_existing_id,
+            concurrent_unique_enqueues_create_one_job,
+            mutex_jobs_run_one_at_a_time,
+            a_lapsed_lease_frees_its_mutex,
+            job_kind_limits_apply_across_fetches,
+            queue_limits_and_pause,
+            queues_list_counts_and_settings,
         );
     };
     (@cases $setup:path; $($case:ident),* $(,)?) => {
@@ -135,6 +144,9 @@ fn job(name: &str, queue: &str) -> NewJob {
         args: format!(r#"{{"name":"{name}"}}"#),
         initial: InitialState::Enqueued,
         recurring: None,
+        unique: None,
+        mutex: None,
+        limited: false,
     }
 }
 
@@ -153,7 +165,13 @@ fn queues(names: &[&str]) -> Vec<String> {
 }
 
 async fn enqueue(storage: &dyn Storage, jobs: Vec<NewJob>) -> Vec<JobId> {
-    storage.enqueue(jobs, t0()).await.expect("enqueue")
+    storage
+        .enqueue(jobs, t0())
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect()
 }
 
 async fn fetch_from(
@@ -171,6 +189,7 @@ async fn fetch_from(
             limit,
             now,
             lease_until: now + TimeDelta::seconds(60),
+            flow: false,
         })
         .await
         .expect("fetch")

@@ -17,6 +17,8 @@ fn recurring(id: &str, next: Option<DateTime<Utc>>) -> RecurringJob {
         job_name: "report".to_owned(),
         queue: "default".to_owned(),
         priority: crate::job::DEFAULT_PRIORITY,
+        mutex: None,
+        limited: false,
         args: "{}".to_owned(),
         misfire: Misfire::FireOnce,
         skip_if_running: false,
@@ -113,6 +115,9 @@ pub async fn recurring_claim_is_atomic(storage: Arc<dyn Storage>) {
                         id: "hourly".into(),
                         occurrence: at(3600),
                     }),
+                    unique: None,
+                    mutex: None,
+                    limited: false,
                     ..job("report", "default")
                 }),
                 note: None,

@@ -23,6 +23,7 @@ pub async fn lapsed_lease_is_rescued(storage: Arc<dyn Storage>) {
             limit: 1,
             now: at(0),
             lease_until: at(10),
+            flow: false,
         })
         .await
         .expect("fetch");

@@ -1,0 +1,231 @@
+-- Flow control: unique jobs, mutexes, job kind and queue limits, paused queues.
+--
+-- A job keeps its unique key and mutex key in its row. `gated` marks a job that only a
+-- flow-controlled fetch may start (it has a mutex, or its kind has limits): the plain fetch
+-- leaves it, so a server with no limits runs its statement unchanged but for that one filter.
+-- `waiting` is the wait reason last recorded in the job's history, so each is recorded once.
+ALTER TABLE __SCHEMA__.jobs
+    ADD COLUMN unique_key text,
+    ADD COLUMN mutex text,
+    ADD COLUMN gated boolean NOT NULL DEFAULT false,
+    ADD COLUMN waiting text;
+
+-- The holders of a unique key, newest last: only unique jobs are in it.
+CREATE INDEX jobs_unique_idx ON __SCHEMA__.jobs (unique_key, created_at)
+    WHERE unique_key IS NOT NULL;
+
+-- The queues holding Enqueued gated jobs (a server fetches from them with flow control).
+CREATE INDEX jobs_gated_idx ON __SCHEMA__.jobs (queue) WHERE state = 'enqueued' AND gated;
+
+ALTER TABLE __SCHEMA__.recurring_jobs
+    ADD COLUMN mutex text,
+    ADD COLUMN limited boolean NOT NULL DEFAULT false;
+
+-- A queue's stored settings: paused, limits, and the rate window it is counting in.
+CREATE TABLE __SCHEMA__.queue_settings (
+    queue          text PRIMARY KEY,
+    paused         boolean NOT NULL DEFAULT false,
+    concurrency    integer CHECK (concurrency >= 1),
+    rate_count     integer CHECK (rate_count >= 1),
+    rate_period_ms bigint  CHECK (rate_period_ms >= 1),
+    rate_window    bigint,
+    rate_used      integer NOT NULL DEFAULT 0,
+    CONSTRAINT queue_settings_rate_check CHECK ((rate_count IS NULL) = (rate_period_ms IS NULL))
+);
+
+-- A job kind's limits, stored by the servers that register it.
+CREATE TABLE __SCHEMA__.job_limits (
+    name           text PRIMARY KEY,
+    concurrency    integer CHECK (concurrency >= 1),
+    rate_count     integer CHECK (rate_count >= 1),
+    rate_period_ms bigint  CHECK (rate_period_ms >= 1),
+    rate_window    bigint,
+    rate_used      integer NOT NULL DEFAULT 0,
+    CONSTRAINT job_limits_rate_check CHECK ((rate_count IS NULL) = (rate_period_ms IS NULL))
+);
+
+-- What a rate still allows in the window of `now` (`jobs::flow::rate_left`).
+CREATE FUNCTION __SCHEMA__.rate_left(rate_count integer, rate_period_ms bigint,
+                                     rate_window bigint, rate_used integer, now timestamptz)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN rate_count IS NULL THEN NULL
+        WHEN rate_window = floor(extract(epoch FROM now) * 1000 / rate_period_ms)::bigint
+            THEN greatest(rate_count - rate_used, 0)
+        ELSE rate_count
+    END
+$$;
+
+-- The window number of `now` for a period (`Rate::window`).
+CREATE FUNCTION __SCHEMA__.rate_window(rate_period_ms bigint, now timestamptz)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT floor(extract(epoch FROM now) * 1000 / rate_period_ms)::bigint
+$$;
+
+-- The jobs holding the unique keys `keys` at `now` (each key's `window_ms` as in
+-- `Uniqueness::blocks`), after locking each key for the rest of the transaction. The query runs
+-- after the locks are taken (a function's statements each take a new snapshot), so it sees
+-- every job the previous holder of a key committed: concurrent enqueues of one key create one
+-- job.
+CREATE FUNCTION __SCHEMA__.unique_holders(keys text[], windows_ms bigint[], now timestamptz)
+RETURNS TABLE (key text, id bigint)
+LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('__SCHEMA__ unique ' || k, 0))
+    FROM (SELECT DISTINCT k FROM unnest(keys) AS k WHERE k IS NOT NULL ORDER BY k) AS sorted;
+    RETURN QUERY
+    SELECT DISTINCT ON (wanted.key) wanted.key, job.id
+    FROM unnest(keys, windows_ms) AS wanted(key, window_ms)
+    JOIN __SCHEMA__.jobs AS job ON job.unique_key = wanted.key
+    WHERE job.state IN ('enqueued', 'scheduled', 'awaiting', 'processing')
+       OR (wanted.window_ms IS NOT NULL
+           AND job.created_at > now - wanted.window_ms * interval '1 millisecond')
+    ORDER BY wanted.key, job.id;
+END
+$$;
+
+-- The flow-controlled fetch (`jobs::Admission`, as MemoryStorage applies it): up to `lim`
+-- jobs of `queues` in their order, each queue's jobs by priority then position (plain and
+-- gated alike, at most `scan` of them looked at), skipping paused queues, keeping queue
+-- limits, job kind limits and mutexes, and passing over a job that must wait, whose history
+-- then says why (once per reason). Flow-controlled fetches take turns (one advisory lock for
+-- the schema), and count the Processing jobs after taking it: a count never misses a job the
+-- previous fetch claimed. Plain fetches skip gated jobs, and a server fetches plainly only
+-- from queues with no settings, so no other fetch changes these counts meanwhile.
+CREATE FUNCTION __SCHEMA__.fetch_flow(queues text[], lim integer, server text,
+                                      now timestamptz, lease timestamptz, scan integer)
+RETURNS TABLE (id bigint, name text, queue text, args text, retry_count integer,
+               created_at timestamptz, enqueued_at timestamptz, parent_id bigint,
+               parent_result jsonb)
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    q text;
+    settings record;
+    candidate record;
+    kind record;
+    queue_left bigint;
+    queue_taken integer;
+    held text[];
+    kinds jsonb := '{}';
+    budget jsonb;
+    reason text;
+    picked_ids bigint[] := '{}';
+    picked_tids tid[] := '{}';
+    started jsonb := '{}';
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('__SCHEMA__ fetch_flow', 0));
+    SELECT coalesce(array_agg(job.mutex), '{}') INTO held
+    FROM __SCHEMA__.jobs AS job
+    WHERE job.state = 'processing' AND job.mutex IS NOT NULL;
+    FOR kind IN
+        SELECT l.name, l.concurrency,
+               __SCHEMA__.rate_left(l.rate_count, l.rate_period_ms, l.rate_window, l.rate_used, now)
+                   AS rate_left,
+               (SELECT count(*) FROM __SCHEMA__.jobs AS job
+                WHERE job.state = 'processing' AND job.name = l.name) AS running
+        FROM __SCHEMA__.job_limits AS l
+    LOOP
+        kinds := kinds || jsonb_build_object(kind.name, jsonb_build_object(
+            'limit', kind.concurrency,
+            'left', kind.concurrency - kind.running,
+            'rate', kind.rate_left));
+    END LOOP;
+
+    FOREACH q IN ARRAY queues LOOP
+        EXIT WHEN cardinality(picked_ids) >= lim;
+        SELECT s.* INTO settings FROM __SCHEMA__.queue_settings AS s WHERE s.queue = q;
+        queue_left := NULL;
+        IF FOUND THEN
+            CONTINUE WHEN settings.paused;
+            IF settings.concurrency IS NOT NULL THEN
+                queue_left := settings.concurrency - (
+                    SELECT count(*) FROM __SCHEMA__.jobs AS job
+                    WHERE job.state = 'processing' AND job.queue = q);
+            END IF;
+            IF settings.rate_count IS NOT NULL THEN
+                queue_left := least(coalesce(queue_left, 2147483647), __SCHEMA__.rate_left(
+                    settings.rate_count, settings.rate_period_ms, settings.rate_window,
+                    settings.rate_used, now));
+            END IF;
+        END IF;
+        CONTINUE WHEN queue_left <= 0;
+        queue_taken := 0;
+        FOR candidate IN
+            SELECT job.ctid AS tid, job.id, job.name, job.mutex, job.waiting
+            FROM __SCHEMA__.jobs AS job
+            WHERE job.state = 'enqueued' AND job.queue = q
+            ORDER BY job.priority, job.position
+            LIMIT scan
+            FOR NO KEY UPDATE SKIP LOCKED
+        LOOP
+            EXIT WHEN cardinality(picked_ids) >= lim OR queue_left <= 0;
+            reason := NULL;
+            budget := kinds -> candidate.name;
+            IF candidate.mutex IS NOT NULL AND candidate.mutex = ANY (held) THEN
+                reason := format('waiting: mutex `%s` is held by another job', candidate.mutex);
+            ELSIF (budget ->> 'left')::bigint <= 0 THEN
+                reason := format('waiting: `%s` is at its concurrency limit of %s',
+                                 candidate.name, budget ->> 'limit');
+            ELSIF (budget ->> 'rate')::bigint <= 0 THEN
+                reason := format('waiting: `%s` reached its rate limit', candidate.name);
+            END IF;
+            IF reason IS NULL THEN
+                picked_ids := picked_ids || candidate.id;
+                picked_tids := picked_tids || candidate.tid;
+                queue_left := queue_left - 1;
+                queue_taken := queue_taken + 1;
+                IF candidate.mutex IS NOT NULL THEN
+                    held := held || candidate.mutex;
+                END IF;
+                IF budget IS NOT NULL THEN
+                    kinds := jsonb_set(kinds, ARRAY[candidate.name], jsonb_build_object(
+                        'limit', budget -> 'limit',
+                        'left', (budget ->> 'left')::bigint - 1,
+                        'rate', (budget ->> 'rate')::bigint - 1));
+                    started := jsonb_set(started, ARRAY[candidate.name],
+                        to_jsonb(coalesce((started ->> candidate.name)::integer, 0) + 1));
+                END IF;
+            ELSIF candidate.waiting IS DISTINCT FROM reason THEN
+                UPDATE __SCHEMA__.jobs SET waiting = reason WHERE ctid = candidate.tid;
+                INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
+                VALUES (candidate.id, 'enqueued', now, reason,
+                        __SCHEMA__.enqueued_data(q, NULL));
+            END IF;
+        END LOOP;
+        IF queue_taken > 0 AND settings.rate_count IS NOT NULL THEN
+            UPDATE __SCHEMA__.queue_settings AS s
+            SET rate_used = CASE WHEN s.rate_window = __SCHEMA__.rate_window(s.rate_period_ms, now)
+                                 THEN s.rate_used + queue_taken ELSE queue_taken END,
+                rate_window = __SCHEMA__.rate_window(s.rate_period_ms, now)
+            WHERE s.queue = q;
+        END IF;
+    END LOOP;
+
+    UPDATE __SCHEMA__.job_limits AS l
+    SET rate_used = CASE WHEN l.rate_window = __SCHEMA__.rate_window(l.rate_period_ms, now)
+                         THEN l.rate_used + counted.n ELSE counted.n END,
+        rate_window = __SCHEMA__.rate_window(l.rate_period_ms, now)
+    FROM (SELECT key AS name, value::integer AS n FROM jsonb_each_text(started)) AS counted
+    WHERE l.name = counted.name AND l.rate_count IS NOT NULL;
+
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE __SCHEMA__.jobs AS job
+        SET state = 'processing', state_at = now, server_id = server, lease_until = lease,
+            run_at = NULL, waiting = NULL
+        WHERE job.ctid = ANY (picked_tids)
+        RETURNING job.id, job.name, job.queue, job.args, job.retry_count, job.created_at,
+                  job.enqueued_at, job.parent_id, job.parent_result
+    )
+    SELECT c.id, c.name, c.queue, c.args, c.retry_count, c.created_at, c.enqueued_at,
+           c.parent_id, c.parent_result
+    FROM claimed AS c
+    ORDER BY array_position(picked_ids, c.id);
+END
+$$;
