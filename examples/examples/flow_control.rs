@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
 
     for info in client.queues().await? {
         println!(
-            "queue {:<8} paused={:<5} limits={:?} enqueued={}",
+            "queue {:<8} paused={:<5} {:<14} enqueued={}",
             info.queue,
             info.settings.paused,
             info.settings.limits,

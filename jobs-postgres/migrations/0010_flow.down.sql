@@ -5,6 +5,7 @@ DROP FUNCTION __SCHEMA__.unique_holders(text[], bigint[], timestamptz);
 DROP FUNCTION __SCHEMA__.rate_window(bigint, timestamptz);
 DROP FUNCTION __SCHEMA__.rate_left(integer, bigint, bigint, integer, timestamptz);
 DROP TABLE __SCHEMA__.job_limits;
+DROP TABLE __SCHEMA__.flow_claims;
 DROP TABLE __SCHEMA__.queue_settings;
 ALTER TABLE __SCHEMA__.recurring_jobs DROP COLUMN limited, DROP COLUMN mutex;
 DROP INDEX __SCHEMA__.jobs_gated_idx;

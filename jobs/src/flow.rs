@@ -346,6 +346,18 @@ impl QueueLimits {
     }
 }
 
+/// "concurrency 10, rate 50/1s", or "no limits".
+impl fmt::Display for QueueLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.concurrency, self.rate) {
+            (None, None) => f.write_str("no limits"),
+            (Some(limit), None) => write!(f, "concurrency {limit}"),
+            (None, Some(rate)) => write!(f, "rate {rate}"),
+            (Some(limit), Some(rate)) => write!(f, "concurrency {limit}, rate {rate}"),
+        }
+    }
+}
+
 /// A queue's stored flow settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueSettings {

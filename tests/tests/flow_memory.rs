@@ -233,6 +233,49 @@ async fn a_unique_job_answers_the_pending_one() {
     );
 }
 
+/// A mutex job stored by an older version whose key field had another type: its key was
+/// rendered when it was enqueued, so it still holds its mutex, and its arguments fail to
+/// deserialize with a clear reason instead of a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutex_job_whose_field_changed_type_fails_clearly() {
+    let storage = MemoryStorage::new();
+    let client = Client::new(storage.clone());
+    let old = jobs::storage::NewJob {
+        mutex: Some("account-seven".into()),
+        ..jobs::storage::NewJob::plain(
+            "rebuild_ledger",
+            "ledger",
+            r#"{"account":"seven","n":1}"#,
+            jobs::storage::InitialState::Enqueued,
+        )
+    };
+    let id = storage
+        .enqueue(vec![old], client.now())
+        .await
+        .expect("enqueue")[0]
+        .id;
+    let server = fast(storage.clone())
+        .queues(["ledger"])
+        .build()
+        .expect("build")
+        .start()
+        .await
+        .expect("start");
+    let failed = wait_state(&client, id, JobState::Failed).await;
+    assert_eq!(failed.mutex.as_deref(), Some("account-seven"));
+    assert_eq!(
+        failed.error.as_ref().map(|error| error.type_name.as_str()),
+        Some(jobs::JobError::INVALID_ARGUMENTS)
+    );
+    assert!(
+        last_reason(&failed)
+            .starts_with("the arguments of `rebuild_ledger` could not be deserialized"),
+        "{}",
+        last_reason(&failed)
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
 /// Bad settings and keys are refused with a clear error, and nothing is stored.
 #[tokio::test]
 async fn bad_flow_settings_are_refused_and_nothing_is_stored() {

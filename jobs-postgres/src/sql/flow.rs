@@ -42,19 +42,27 @@ SELECT pg_notify($3, '') FROM saved WHERE NOT $2",
 );
 
 /// Replaces a queue's limits (its paused state kept; the rate window restarts when the rate
-/// changes) and wakes the servers.
+/// changes) and wakes the servers. The queue's jobs already Processing (started by plain
+/// fetches before the limits) become the claims its concurrency limit counts.
 pub(crate) const SET_QUEUE_LIMITS: Template = Template::text(
     "set queue limits",
     "
-WITH saved AS (
-    INSERT INTO __SCHEMA__.queue_settings (queue, concurrency, rate_count, rate_period_ms)
-    VALUES ($1, $2, $3, $4)
+WITH running AS MATERIALIZED (
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids,
+           coalesce(array_agg(state_at ORDER BY id), '{}') AS ats
+    FROM __SCHEMA__.jobs WHERE state = 'processing' AND queue = $1
+),
+saved AS (
+    INSERT INTO __SCHEMA__.queue_settings (queue, concurrency, rate_count, rate_period_ms,
+                                          claims, claims_at)
+    SELECT $1, $2, $3, $4, running.ids, running.ats FROM running
     ON CONFLICT (queue) DO UPDATE
     SET concurrency = excluded.concurrency, rate_count = excluded.rate_count,
         rate_period_ms = excluded.rate_period_ms,
         rate_window = CASE WHEN queue_settings.rate_period_ms
                                 IS NOT DISTINCT FROM excluded.rate_period_ms
-                           THEN queue_settings.rate_window END
+                           THEN queue_settings.rate_window END,
+        claims = excluded.claims, claims_at = excluded.claims_at
     RETURNING queue
 )
 SELECT pg_notify($5, '') FROM saved",

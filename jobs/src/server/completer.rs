@@ -144,6 +144,8 @@ async fn persist(
         match shared.storage.complete(&batch).await {
             Ok(()) => {
                 shared.health.succeeded();
+                // Slots of flow-controlled queues, kinds and mutexes are free now.
+                shared.flow.completed();
                 break;
             }
             Err(error) => {

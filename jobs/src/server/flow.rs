@@ -15,15 +15,31 @@ use crate::error::Result;
 /// How often a server reads the queues' stored settings again.
 pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 
-/// The server's current choice.
+/// The server's current choice, and the signal of its own completions.
 #[derive(Debug, Default)]
 pub(crate) struct FlowSwitch {
     on: AtomicBool,
+    completed: tokio::sync::Notify,
 }
 
 impl FlowSwitch {
     pub(crate) fn on(&self) -> bool {
         self.on.load(Ordering::Relaxed)
+    }
+
+    /// The completer recorded outcomes: the slots their jobs held are free.
+    pub(crate) fn completed(&self) {
+        self.completed.notify_waiters();
+    }
+
+    /// A wait for the next recorded outcomes, taken before a fetch so that none recorded
+    /// during the fetch is missed. A flow-controlled fetch that found every slot taken waits
+    /// for it as well as for new work: a limit, not an empty queue, may have stopped it, and
+    /// this server's own completions free slots without a notification (another server's
+    /// are seen at the next poll).
+    /// (The caller pins and enables it before fetching.)
+    pub(crate) fn completions(&self) -> tokio::sync::futures::Notified<'_> {
+        self.completed.notified()
     }
 }
 

@@ -52,6 +52,15 @@ pub(crate) async fn run(
                 .wait_for(&mut permits, capacity / 2, BATCH_WAIT)
                 .await;
         }
+        // With flow control, a fetch may come back empty because every slot is taken: wait
+        // for this server's next completions too (taken before the fetch, so ones recorded
+        // while it runs count). A plain fetch's empty answer means an empty queue.
+        let flow = shared.flow.on();
+        let freed = flow.then(|| shared.flow.completions());
+        tokio::pin!(freed);
+        if let Some(freed) = freed.as_mut().as_pin_mut() {
+            freed.enable();
+        }
         let now = shared.clock.now();
         let request = FetchRequest {
             server_id: &shared.server_id,
@@ -59,7 +68,7 @@ pub(crate) async fn run(
             limit: permits.num_permits(),
             now,
             lease_until: clock::add(now, shared.config.lease),
-            flow: shared.flow.on(),
+            flow,
         };
         // A fetch is never interrupted: the jobs it claims must run (or their leases lapse).
         let fetched = match shared.storage.fetch(request).await {
@@ -105,6 +114,12 @@ pub(crate) async fn run(
             tokio::select! {
                 () = shared.stop_fetching.cancelled() => return,
                 () = shared.storage.wait_for_work(shared.config.poll_interval) => {}
+                () = async {
+                    match freed.as_mut().as_pin_mut() {
+                        Some(freed) => freed.await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
             }
         }
     }
