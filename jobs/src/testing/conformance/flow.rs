@@ -221,6 +221,21 @@ pub async fn a_lapsed_lease_frees_its_mutex(storage: Arc<dyn Storage>) {
     );
 }
 
+/// A queue's slot held by a crashed server comes back when the lease lapses.
+pub async fn a_lapsed_lease_frees_its_queue_slot(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let ids = enqueue(s, vec![job("a", "solo"), job("b", "solo")]).await;
+    s.set_queue_limits("solo", QueueLimits::new().concurrency(1))
+        .await
+        .expect("limits");
+    assert_eq!(fetch_flow(s, SERVER, "solo", 10, at(1)).await, vec![ids[0]]);
+    assert!(fetch_flow(s, OTHER, "solo", 10, at(30)).await.is_empty());
+    assert_eq!(s.rescue_expired(at(62), 10).await.expect("rescue"), 1);
+    assert_eq!(fetch_flow(s, OTHER, "solo", 10, at(63)).await, vec![ids[0]]);
+    complete(s, ids[0], OTHER, at(64), succeeded(None)).await;
+    assert_eq!(fetch_flow(s, OTHER, "solo", 10, at(65)).await, vec![ids[1]]);
+}
+
 /// A job kind's concurrency and rate hold across servers; other kinds pass it.
 pub async fn job_kind_limits_apply_across_fetches(storage: Arc<dyn Storage>) {
     let s = storage.as_ref();

@@ -107,6 +107,7 @@ macro_rules! conformance_tests {
             concurrent_unique_enqueues_create_one_job,
             mutex_jobs_run_one_at_a_time,
             a_lapsed_lease_frees_its_mutex,
+            a_lapsed_lease_frees_its_queue_slot,
             job_kind_limits_apply_across_fetches,
             queue_limits_and_pause,
             queues_list_counts_and_settings,
