@@ -36,6 +36,9 @@ CREATE TABLE __SCHEMA__.queue_settings (
     -- fetch updates anyway, so a limited queue costs no write per job.
     claims         bigint[]      NOT NULL DEFAULT '{}',
     claims_at      timestamptz[] NOT NULL DEFAULT '{}',
+    -- The transaction that made each claim: a fetch whose snapshot does not see it yet counts
+    -- the claim as running without looking at its job (`sql/flow.rs`, FETCH_LIMITED).
+    claims_xid     xid8[]        NOT NULL DEFAULT '{}',
     CONSTRAINT queue_settings_rate_check CHECK ((rate_count IS NULL) = (rate_period_ms IS NULL))
 );
 
@@ -159,6 +162,7 @@ DECLARE
     running_kinds jsonb;
     live_ids bigint[];
     live_ats timestamptz[];
+    live_xids xid8[];
     queue_ids bigint[];
     kinds jsonb := '{}';
     budget jsonb;
@@ -172,17 +176,21 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('__SCHEMA__ fetch_flow', 0));
     FOREACH q IN ARRAY queues LOOP
         EXIT WHEN cardinality(picked_ids) >= lim;
-        SELECT s.* INTO settings FROM __SCHEMA__.queue_settings AS s WHERE s.queue = q;
+        -- Locked: a fetch by FETCH_LIMITED (one statement, `sql/flow.rs`) takes its turn on
+        -- the same rows.
+        SELECT s.* INTO settings FROM __SCHEMA__.queue_settings AS s WHERE s.queue = q
+        FOR NO KEY UPDATE;
         queue_left := NULL;
         IF FOUND THEN
             CONTINUE WHEN settings.paused;
             IF settings.concurrency IS NOT NULL THEN
                 -- The claims still running: one primary key lookup each.
                 SELECT coalesce(array_agg(c.id ORDER BY c.ord), '{}'),
-                       coalesce(array_agg(c.at ORDER BY c.ord), '{}')
-                INTO live_ids, live_ats
-                FROM unnest(settings.claims, settings.claims_at)
-                     WITH ORDINALITY AS c(id, at, ord)
+                       coalesce(array_agg(c.at ORDER BY c.ord), '{}'),
+                       coalesce(array_agg(c.xid ORDER BY c.ord), '{}')
+                INTO live_ids, live_ats, live_xids
+                FROM unnest(settings.claims, settings.claims_at, settings.claims_xid)
+                     WITH ORDINALITY AS c(id, at, xid, ord)
                 WHERE EXISTS (SELECT 1 FROM __SCHEMA__.jobs AS job
                               WHERE job.id = c.id AND job.state = 'processing'
                                 AND job.state_at = c.at);
@@ -297,7 +305,10 @@ BEGIN
                                    THEN __SCHEMA__.rate_window(s.rate_period_ms, now) END,
                 claims = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE live_ids || queue_ids END,
                 claims_at = CASE WHEN s.concurrency IS NULL THEN '{}'
-                                 ELSE live_ats || array_fill(now, ARRAY[queue_taken]) END
+                                 ELSE live_ats || array_fill(now, ARRAY[queue_taken]) END,
+                claims_xid = CASE WHEN s.concurrency IS NULL THEN '{}'
+                                  ELSE live_xids
+                                       || array_fill(pg_current_xact_id(), ARRAY[queue_taken]) END
             WHERE s.queue = q;
         END IF;
     END LOOP;

@@ -111,6 +111,7 @@ async fn up_down_up_and_rerun_is_a_no_op() {
             now,
             lease_until: now + chrono::TimeDelta::seconds(60),
             flow: false,
+            gated: false,
         })
         .await
         .expect("fetch");
@@ -412,6 +413,7 @@ async fn jobs_in_every_state(storage: &PostgresStorage) -> Vec<JobId> {
         now,
         lease_until,
         flow: false,
+        gated: false,
     };
     // `rescued` is taken with a lease already lapsed (its server stopped renewing it).
     let lapsed = storage.fetch(fetch(1, earlier)).await.expect("fetch");
@@ -593,6 +595,7 @@ async fn every_version_migrates_up_with_jobs_in_every_state() {
             now,
             lease_until: now + chrono::TimeDelta::seconds(60),
             flow: false,
+            gated: false,
         })
         .await
         .expect("fetch after migrations");

@@ -40,6 +40,7 @@ async fn fetch(storage: &dyn Storage, server: &str, queues: &[&str], limit: usiz
             now,
             lease_until: now + TimeDelta::seconds(60),
             flow: false,
+            gated: false,
         })
         .await
         .expect("fetch")
@@ -489,6 +490,7 @@ async fn payload_limit() {
             now: Utc::now(),
             lease_until: Utc::now() + TimeDelta::seconds(60),
             flow: false,
+            gated: false,
         })
         .await
         .expect("fetch");

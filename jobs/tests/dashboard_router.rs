@@ -271,6 +271,7 @@ async fn start(storage: &MemoryStorage, name: &str, args: &str, server: &str) ->
             now,
             lease_until: now + TimeDelta::minutes(5),
             flow: false,
+            gated: false,
         })
         .await
         .expect("fetch");
@@ -1882,6 +1883,7 @@ async fn the_queues_page_lists_counts_servers_limits_and_pauses() {
             now,
             lease_until: now + TimeDelta::minutes(5),
             flow: false,
+            gated: false,
         })
         .await
         .expect("fetch");

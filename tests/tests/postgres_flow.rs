@@ -153,6 +153,14 @@ async fn partner_call(n: u32) {
     leave("partner".into());
 }
 
+#[job(queue = "solo")]
+async fn solo_call(n: u32) {
+    let _ = n;
+    enter("solo".into());
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    leave("solo".into());
+}
+
 #[job(queue = "mail")]
 async fn mail(n: u32) {
     let _ = n;
@@ -208,6 +216,34 @@ async fn mutexes_and_queue_limits_hold_across_two_servers() {
         (1..=3).contains(&partner),
         "at most 3 partner calls at once, saw {partner}"
     );
+    schema.teardown().await;
+}
+
+/// Servers whose queues hold no gated job fetch limited queues by one statement
+/// (`FETCH_LIMITED`): four of them, racing, keep a concurrency limit of 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_limit_holds_across_four_servers_fetching_by_one_statement() {
+    let schema = schema().await;
+    let client = Client::new(schema.storage().clone());
+    client
+        .set_queue_limits("solo", QueueLimits::new().concurrency(2))
+        .await
+        .expect("limits");
+    let calls: Vec<SoloCall> = (0..300).map(SoloCall::new).collect();
+    client.enqueue_many(&calls).await.expect("enqueue");
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        servers.push(server(storage_for(&schema).await, &["solo"]).await);
+    }
+    let storage = schema.storage();
+    eventually("every job to succeed", Duration::from_secs(120), || async {
+        count_in(storage, JobState::Succeeded).await == 300
+    })
+    .await;
+    for server in servers {
+        server.shutdown().await.expect("shutdown");
+    }
+    assert_eq!(most("solo"), 2, "two at once, never more");
     schema.teardown().await;
 }
 

@@ -746,6 +746,7 @@ async fn job_of_a_crashed_server_returns_after_its_lease_lapses() {
             now: clock.now(),
             lease_until: clock.now() + TimeDelta::seconds(300),
             flow: false,
+            gated: false,
         })
         .await
         .unwrap();
@@ -1080,6 +1081,7 @@ async fn buffered_jobs_go_back_unstarted_on_shutdown() {
             now,
             lease_until: now,
             flow: false,
+            gated: false,
         })
         .await
         .unwrap();

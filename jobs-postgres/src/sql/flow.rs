@@ -49,20 +49,22 @@ pub(crate) const SET_QUEUE_LIMITS: Template = Template::text(
     "
 WITH running AS MATERIALIZED (
     SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids,
-           coalesce(array_agg(state_at ORDER BY id), '{}') AS ats
+           coalesce(array_agg(state_at ORDER BY id), '{}') AS ats,
+           coalesce(array_agg(pg_current_xact_id()), '{}') AS xids
     FROM __SCHEMA__.jobs WHERE state = 'processing' AND queue = $1
 ),
 saved AS (
     INSERT INTO __SCHEMA__.queue_settings (queue, concurrency, rate_count, rate_period_ms,
-                                          claims, claims_at)
-    SELECT $1, $2, $3, $4, running.ids, running.ats FROM running
+                                          claims, claims_at, claims_xid)
+    SELECT $1, $2, $3, $4, running.ids, running.ats, running.xids FROM running
     ON CONFLICT (queue) DO UPDATE
     SET concurrency = excluded.concurrency, rate_count = excluded.rate_count,
         rate_period_ms = excluded.rate_period_ms,
         rate_window = CASE WHEN queue_settings.rate_period_ms
                                 IS NOT DISTINCT FROM excluded.rate_period_ms
                            THEN queue_settings.rate_window END,
-        claims = excluded.claims, claims_at = excluded.claims_at
+        claims = excluded.claims, claims_at = excluded.claims_at,
+        claims_xid = excluded.claims_xid
     RETURNING queue
 )
 SELECT pg_notify($5, '') FROM saved",
@@ -100,6 +102,104 @@ WHERE state IN ('enqueued', 'scheduled', 'awaiting', 'processing', 'failed')
 GROUP BY queue, state
 UNION ALL
 SELECT queue, NULL, 0 FROM __SCHEMA__.queue_settings",
+);
+
+/// The flow-controlled fetch of a server whose queues hold no gated job
+/// ([`FetchRequest::gated`]): queue limits and pauses only, in one statement.
+///
+/// It locks the settings rows of the served queues (so fetches of one limited queue take
+/// turns, with `fetch_flow` too), then counts each queue's claims still running. The statement
+/// reads with the snapshot it took before it waited for the lock, so a claim made by a
+/// transaction that snapshot does not see is counted as running without looking at its job
+/// (`pg_visible_in_snapshot` of the claim's transaction); any other claim runs while its job is
+/// Processing since that claim. Then it claims each queue's head up to its budget (the
+/// concurrency left, the rate window's starts left, nothing for a paused queue), skipping
+/// gated jobs as the plain fetch does, and writes the queues' claims and rate windows back.
+pub(crate) const FETCH_LIMITED: Template = Template::text(
+    "fetch limited",
+    "
+WITH settings AS MATERIALIZED (
+    SELECT s.queue, s.paused, s.concurrency, s.rate_count, s.rate_period_ms, s.rate_window,
+           s.rate_used, s.claims, s.claims_at, s.claims_xid
+    FROM __SCHEMA__.queue_settings AS s
+    WHERE s.queue = ANY ($1::text[])
+    ORDER BY s.queue
+    FOR NO KEY UPDATE
+),
+live AS MATERIALIZED (
+    SELECT s.queue, c.id, c.at, c.xid, c.ord
+    FROM settings AS s
+    CROSS JOIN LATERAL unnest(s.claims, s.claims_at, s.claims_xid)
+        WITH ORDINALITY AS c(id, at, xid, ord)
+    WHERE s.concurrency IS NOT NULL
+      AND (NOT pg_visible_in_snapshot(c.xid, pg_current_snapshot())
+           OR (SELECT job.state = 'processing' AND job.state_at = c.at
+               FROM __SCHEMA__.jobs AS job WHERE job.id = c.id))
+),
+budget AS MATERIALIZED (
+    SELECT queue_list.name, queue_list.rank,
+           CASE WHEN s.queue IS NULL THEN $2
+                WHEN s.paused THEN 0
+                ELSE greatest(0, least(
+                    $2,
+                    s.concurrency - (SELECT count(*) FROM live WHERE live.queue = s.queue),
+                    __SCHEMA__.rate_left(s.rate_count, s.rate_period_ms, s.rate_window,
+                                         s.rate_used, $4)))
+           END AS n
+    FROM unnest($1::text[]) WITH ORDINALITY AS queue_list(name, rank)
+    LEFT JOIN settings AS s ON s.queue = queue_list.name
+),
+picked AS MATERIALIZED (
+    SELECT job.ctid
+    FROM budget
+    CROSS JOIN LATERAL (
+        SELECT ctid, priority, position
+        FROM __SCHEMA__.jobs
+        WHERE state = 'enqueued' AND queue = budget.name AND NOT gated
+        ORDER BY priority, position
+        LIMIT budget.n
+        FOR NO KEY UPDATE SKIP LOCKED
+    ) AS job
+    WHERE budget.n > 0
+    ORDER BY budget.rank, job.priority, job.position
+    LIMIT $2
+),
+claimed AS (
+    UPDATE __SCHEMA__.jobs AS job
+    SET state = 'processing', state_at = $4, server_id = $3, lease_until = $5, run_at = NULL
+    WHERE job.ctid = ANY (ARRAY(SELECT ctid FROM picked))
+    RETURNING job.id, job.name, job.queue, job.args, job.retry_count, job.created_at,
+              job.enqueued_at, job.parent_id, job.parent_result,
+              array_position($1::text[], job.queue) AS rank, job.priority, job.position
+),
+taken AS MATERIALIZED (
+    SELECT c.queue, array_agg(c.id ORDER BY c.rank, c.priority, c.position) AS ids
+    FROM claimed AS c GROUP BY c.queue
+),
+saved AS (
+    UPDATE __SCHEMA__.queue_settings AS s
+    SET rate_used = CASE
+            WHEN s.rate_count IS NULL THEN 0
+            WHEN s.rate_window = __SCHEMA__.rate_window(s.rate_period_ms, $4)
+                THEN s.rate_used + cardinality(taken.ids)
+            ELSE cardinality(taken.ids) END,
+        rate_window = CASE WHEN s.rate_count IS NOT NULL
+                           THEN __SCHEMA__.rate_window(s.rate_period_ms, $4) END,
+        claims = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE
+            ARRAY(SELECT live.id FROM live WHERE live.queue = s.queue ORDER BY live.ord)
+            || taken.ids END,
+        claims_at = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE
+            ARRAY(SELECT live.at FROM live WHERE live.queue = s.queue ORDER BY live.ord)
+            || array_fill($4::timestamptz, ARRAY[cardinality(taken.ids)]) END,
+        claims_xid = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE
+            ARRAY(SELECT live.xid FROM live WHERE live.queue = s.queue ORDER BY live.ord)
+            || array_fill(pg_current_xact_id(), ARRAY[cardinality(taken.ids)]) END
+    FROM taken
+    WHERE s.queue = taken.queue
+      AND (s.concurrency IS NOT NULL OR s.rate_count IS NOT NULL)
+)
+SELECT id, name, queue, args, retry_count, created_at, enqueued_at, parent_id, parent_result
+FROM claimed ORDER BY rank, priority, position",
 );
 
 /// The flow-controlled fetch: `fetch_flow` (migration 0010) with the scan bound of
@@ -263,6 +363,25 @@ pub(crate) async fn fetch_flow(
     queues: &[&str],
     request: &FetchRequest<'_>,
 ) -> Result<Vec<FetchedJob>> {
+    if !request.gated {
+        let rows = storage
+            .query(
+                "fetch",
+                &storage.statement(&FETCH_LIMITED),
+                &[
+                    &queues,
+                    &super::big(request.limit),
+                    &request.server_id,
+                    &ts(request.now),
+                    &ts(request.lease_until),
+                ],
+            )
+            .await?;
+        return Ok(rows
+            .iter()
+            .map(super::fetch::fetched_job)
+            .collect::<Result<Vec<_>, _>>()?);
+    }
     let scan = i32::try_from(jobs::storage::scan_bound(request.limit)).unwrap_or(i32::MAX);
     let limit = i32::try_from(request.limit).unwrap_or(i32::MAX);
     let rows = storage

@@ -19,12 +19,18 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(crate) struct FlowSwitch {
     on: AtomicBool,
+    gated: AtomicBool,
     completed: tokio::sync::Notify,
 }
 
 impl FlowSwitch {
     pub(crate) fn on(&self) -> bool {
         self.on.load(Ordering::Relaxed)
+    }
+
+    /// Whether the served queues may hold gated jobs (see `FetchRequest::gated`).
+    pub(crate) fn gated(&self) -> bool {
+        self.gated.load(Ordering::Relaxed)
     }
 
     /// The completer recorded outcomes: the slots their jobs held are free.
@@ -64,11 +70,12 @@ async fn refresh(shared: &Shared) -> Result<()> {
     let settings = shared.storage.queue_settings().await?;
     let gated = shared.storage.gated_queues().await?;
     let served = |queue: &String| shared.config.queues.contains(queue);
-    let on = settings
-        .iter()
-        .any(|settings| settings.restricts() && served(&settings.queue))
-        || gated.iter().any(served)
-        || shared.registry.gated_queues().iter().any(served);
+    let gated = gated.iter().any(served) || shared.registry.gated_queues().iter().any(served);
+    let on = gated
+        || settings
+            .iter()
+            .any(|settings| settings.restricts() && served(&settings.queue));
+    shared.flow.gated.store(gated, Ordering::Relaxed);
     shared.flow.on.store(on, Ordering::Relaxed);
     Ok(())
 }

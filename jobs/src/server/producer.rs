@@ -69,6 +69,7 @@ pub(crate) async fn run(
             now,
             lease_until: clock::add(now, shared.config.lease),
             flow,
+            gated: shared.flow.gated(),
         };
         // A fetch is never interrupted: the jobs it claims must run (or their leases lapse).
         let fetched = match shared.storage.fetch(request).await {

@@ -270,6 +270,11 @@ pub struct FetchRequest<'a> {
     /// apply to it; a fetch without it starts only jobs that are not gated, by the
     /// statement it always ran.
     pub flow: bool,
+    /// With `flow`: the served queues may hold gated jobs (a registered job of one of them has
+    /// a mutex or kind limits, or some were found there). Without it a storage may take a
+    /// cheaper path that keeps queue limits and pauses and leaves gated jobs alone, as
+    /// PostgreSQL does.
+    pub gated: bool,
 }
 
 /// A claimed job, ready to run. Its texts are shared (`Arc<str>`): a storage that keeps them

@@ -108,6 +108,7 @@ macro_rules! conformance_tests {
             mutex_jobs_run_one_at_a_time,
             a_lapsed_lease_frees_its_mutex,
             a_lapsed_lease_frees_its_queue_slot,
+            queue_limits_hold_across_both_fetch_paths,
             job_kind_limits_apply_across_fetches,
             queue_limits_and_pause,
             queues_list_counts_and_settings,
@@ -182,6 +183,20 @@ async fn fetch_from(
     limit: usize,
     now: DateTime<Utc>,
 ) -> Vec<FetchedJob> {
+    fetch_as(storage, server, queue_names, limit, now, false, false).await
+}
+
+/// A fetch by `server`, with flow control (for queues that may hold gated jobs, or not) or
+/// without, leasing for 60 s.
+async fn fetch_as(
+    storage: &dyn Storage,
+    server: &str,
+    queue_names: &[&str],
+    limit: usize,
+    now: DateTime<Utc>,
+    flow: bool,
+    gated: bool,
+) -> Vec<FetchedJob> {
     let queues = queues(queue_names);
     storage
         .fetch(FetchRequest {
@@ -190,7 +205,8 @@ async fn fetch_from(
             limit,
             now,
             lease_until: now + TimeDelta::seconds(60),
-            flow: false,
+            flow,
+            gated,
         })
         .await
         .expect("fetch")

@@ -24,6 +24,7 @@ pub async fn lapsed_lease_is_rescued(storage: Arc<dyn Storage>) {
             now: at(0),
             lease_until: at(10),
             flow: false,
+            gated: false,
         })
         .await
         .expect("fetch");
