@@ -184,14 +184,17 @@ BEGIN
         IF FOUND THEN
             CONTINUE WHEN settings.paused;
             IF settings.concurrency IS NOT NULL THEN
-                -- The claims still running: one primary key lookup each.
+                -- The claims still running: one primary key lookup each, once the claims
+                -- recorded (stale ones included) and this fetch's limit no longer fit under
+                -- the limit; until then none needs looking at.
                 SELECT coalesce(array_agg(c.id ORDER BY c.ord), '{}'),
                        coalesce(array_agg(c.at ORDER BY c.ord), '{}'),
                        coalesce(array_agg(c.xid ORDER BY c.ord), '{}')
                 INTO live_ids, live_ats, live_xids
                 FROM unnest(settings.claims, settings.claims_at, settings.claims_xid)
                      WITH ORDINALITY AS c(id, at, xid, ord)
-                WHERE EXISTS (SELECT 1 FROM __SCHEMA__.jobs AS job
+                WHERE cardinality(settings.claims) + lim <= settings.concurrency
+                   OR EXISTS (SELECT 1 FROM __SCHEMA__.jobs AS job
                               WHERE job.id = c.id AND job.state = 'processing'
                                 AND job.state_at = c.at);
                 queue_left := settings.concurrency - cardinality(live_ids);
