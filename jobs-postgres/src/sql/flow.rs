@@ -121,7 +121,7 @@ pub(crate) const FETCH_LIMITED: Template = Template::text(
     "fetch limited",
     "
 WITH settings AS MATERIALIZED (
-    SELECT s.ctid AS row_id, s.queue, s.paused, s.concurrency, s.rate_count, s.rate_period_ms,
+    SELECT s.queue, s.paused, s.concurrency, s.rate_count, s.rate_period_ms,
            s.rate_window, s.rate_used, s.claims, s.claims_at, s.claims_xid
     FROM __SCHEMA__.queue_settings AS s
     WHERE s.queue = ANY ($1::text[])
@@ -181,7 +181,7 @@ claimed AS (
               array_position($1::text[], job.queue) AS rank, job.priority, job.position
 ),
 taken AS MATERIALIZED (
-    SELECT settings.row_id, cardinality(ids.ids) AS n,
+    SELECT settings.queue, cardinality(ids.ids) AS n,
            coalesce(live.ids, '{}') || ids.ids AS claims,
            coalesce(live.ats, '{}') || array_fill($4::timestamptz, ARRAY[cardinality(ids.ids)])
                AS claims_at,
@@ -206,7 +206,9 @@ saved AS (
         claims_at = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE taken.claims_at END,
         claims_xid = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE taken.claims_xid END
     FROM taken
-    WHERE s.ctid = taken.row_id
+    -- By the queue, not by the `ctid` the lock returned: a row updated meanwhile by the fetch
+    -- this one waited for has moved.
+    WHERE s.queue = taken.queue
 )
 SELECT id, name, queue, args, retry_count, created_at, enqueued_at, parent_id, parent_result
 FROM claimed ORDER BY rank, priority, position",
