@@ -105,7 +105,7 @@ pub trait Storage: Send + Sync + 'static {
     /// fetch. Its limits are kept.
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<()>;
 
-    /// Replaces a queue's limits (empty [`QueueLimits`](crate::QueueLimits): none). The
+    /// Replaces a queue's limits (empty [`QueueLimits`]: none). The
     /// caller validated them. Its paused state is kept.
     async fn set_queue_limits(&self, queue: &str, limits: QueueLimits) -> Result<()>;
 

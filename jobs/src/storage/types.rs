@@ -31,7 +31,7 @@ pub struct NewJob {
     pub unique: Option<Uniqueness>,
     /// The mutex key it holds while Processing (see [`Job::mutex_key`](crate::Job::mutex_key)).
     pub mutex: Option<String>,
-    /// Its kind has a concurrency or rate limit ([`JobLimits`]): only a flow-controlled fetch
+    /// Its kind has a concurrency or rate limit ([`JobLimits`](crate::JobLimits)): only a flow-controlled fetch
     /// ([`FetchRequest::flow`]) starts it.
     pub limited: bool,
 }
