@@ -924,3 +924,73 @@ async fn an_operation_that_cannot_finish_times_out_and_the_storage_recovers() {
     storage.pool().close();
     schema.teardown().await;
 }
+
+fn unique_job(name: &str, key: &str) -> NewJob {
+    NewJob {
+        unique: Some(jobs::Uniqueness {
+            key: key.to_owned(),
+            window: None,
+        }),
+        ..job(name, "default")
+    }
+}
+
+/// A unique key enqueued in the caller's transaction stays locked until it commits: an
+/// enqueue of the same key from elsewhere waits for it, then answers the committed job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_key_enqueued_in_a_transaction_is_held_until_it_commits() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage().clone();
+    let mut client = storage.pool().get().await.expect("connection");
+    let tx = client.transaction().await.expect("begin");
+    let first = storage
+        .enqueue_new_tx(&tx, vec![unique_job("first", "tx-key")], Utc::now())
+        .await
+        .expect("enqueue in tx")[0];
+    assert!(!first.duplicate);
+    let other = storage.clone();
+    let racing = tokio::spawn(async move {
+        other
+            .enqueue(vec![unique_job("second", "tx-key")], Utc::now())
+            .await
+            .expect("enqueue")[0]
+    });
+    // The racing enqueue is waiting for the key's lock (a waiting advisory lock shows in
+    // pg_locks) before the caller commits.
+    let observer = storage.pool().get().await.expect("connection");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                &[],
+            )
+            .await
+            .expect("pg_locks")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !racing.is_finished(),
+            "the racing enqueue did not wait for the key"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the racing enqueue never waited for the key's lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tx.commit().await.expect("commit");
+    let second = racing.await.expect("task");
+    assert_eq!(
+        second,
+        jobs::Enqueued {
+            id: first.id,
+            duplicate: true
+        }
+    );
+    drop(observer);
+    drop(client);
+    schema.teardown().await;
+}
