@@ -105,116 +105,18 @@ SELECT queue, NULL, 0 FROM __SCHEMA__.queue_settings",
 );
 
 /// The flow-controlled fetch of a server whose queues hold no gated job
-/// ([`FetchRequest::gated`]): queue limits and pauses only, in one statement.
-///
-/// It locks the settings rows of the served queues (so fetches of one limited queue take
-/// turns, with `fetch_flow` too), then counts each queue's claims still running: while the
-/// claims recorded, stale ones included, and this fetch's limit fit under the concurrency
-/// limit, none needs looking at (the stale ones are dropped when they no longer fit). The statement
-/// reads with the snapshot it took before it waited for the lock, so a claim made by a
-/// transaction that snapshot does not see is counted as running without looking at its job
-/// (`pg_visible_in_snapshot` of the claim's transaction); any other claim runs while its job is
-/// Processing since that claim. Then it claims each queue's head up to its budget (the
-/// concurrency left, the rate window's starts left, nothing for a paused queue), skipping
-/// gated jobs as the plain fetch does, and writes the queues' claims and rate windows back.
+/// ([`FetchRequest::gated`]): queue limits and pauses only, in one statement, the function
+/// `fetch_limited` (migration 0011, which says how it counts a queue's running claims and why
+/// it is a function: its plan is made once per connection, not on every call).
 pub(crate) const FETCH_LIMITED: Template = Template::text(
     "fetch limited",
     "
-WITH settings AS MATERIALIZED (
-    SELECT s.queue, s.paused, s.concurrency, s.rate_count, s.rate_period_ms,
-           s.rate_window, s.rate_used, s.claims, s.claims_at, s.claims_xid
-    FROM __SCHEMA__.queue_settings AS s
-    WHERE s.queue = ANY ($1::text[])
-    ORDER BY s.queue
-    FOR NO KEY UPDATE
-),
-live AS MATERIALIZED (
-    SELECT s.queue,
-           coalesce(array_agg(c.id ORDER BY c.ord), '{}') AS ids,
-           coalesce(array_agg(c.at ORDER BY c.ord), '{}') AS ats,
-           coalesce(array_agg(c.xid ORDER BY c.ord), '{}') AS xids
-    FROM settings AS s
-    CROSS JOIN LATERAL unnest(s.claims, s.claims_at, s.claims_xid)
-        WITH ORDINALITY AS c(id, at, xid, ord)
-    WHERE s.concurrency IS NOT NULL
-      AND (cardinality(s.claims) + $2::bigint <= s.concurrency
-           OR NOT pg_visible_in_snapshot(c.xid, pg_current_snapshot())
-           OR (SELECT job.state = 'processing' AND job.state_at = c.at
-               FROM __SCHEMA__.jobs AS job WHERE job.id = c.id))
-    GROUP BY s.queue
-),
-budget AS MATERIALIZED (
-    SELECT queue_list.name, queue_list.rank,
-           CASE WHEN s.queue IS NULL THEN $2
-                WHEN s.paused THEN 0
-                ELSE greatest(0, least(
-                    $2,
-                    s.concurrency - coalesce(cardinality(live.ids), 0),
-                    __SCHEMA__.rate_left(s.rate_count, s.rate_period_ms, s.rate_window,
-                                         s.rate_used, $4)))
-           END AS n
-    FROM unnest($1::text[]) WITH ORDINALITY AS queue_list(name, rank)
-    LEFT JOIN settings AS s ON s.queue = queue_list.name
-    LEFT JOIN live ON live.queue = queue_list.name
-),
-picked AS MATERIALIZED (
-    SELECT job.ctid
-    FROM budget
-    CROSS JOIN LATERAL (
-        SELECT ctid, priority, position
-        FROM __SCHEMA__.jobs
-        WHERE state = 'enqueued' AND queue = budget.name AND NOT gated
-        ORDER BY priority, position
-        LIMIT budget.n
-        FOR NO KEY UPDATE SKIP LOCKED
-    ) AS job
-    WHERE budget.n > 0
-    ORDER BY budget.rank, job.priority, job.position
-    LIMIT $2
-),
-claimed AS (
-    UPDATE __SCHEMA__.jobs AS job
-    SET state = 'processing', state_at = $4, server_id = $3, lease_until = $5, run_at = NULL
-    WHERE job.ctid = ANY (ARRAY(SELECT ctid FROM picked))
-    RETURNING job.id, job.name, job.queue, job.args, job.retry_count, job.created_at,
-              job.enqueued_at, job.parent_id, job.parent_result,
-              array_position($1::text[], job.queue) AS rank, job.priority, job.position
-),
-taken AS MATERIALIZED (
-    SELECT settings.queue, cardinality(ids.ids) AS n,
-           coalesce(live.ids, '{}') || ids.ids AS claims,
-           coalesce(live.ats, '{}') || array_fill($4::timestamptz, ARRAY[cardinality(ids.ids)])
-               AS claims_at,
-           coalesce(live.xids, '{}') || array_fill(pg_current_xact_id(),
-                                                   ARRAY[cardinality(ids.ids)]) AS claims_xid
-    FROM (SELECT c.queue, array_agg(c.id ORDER BY c.rank, c.priority, c.position) AS ids
-          FROM claimed AS c GROUP BY c.queue) AS ids
-    JOIN settings ON settings.queue = ids.queue
-    LEFT JOIN live ON live.queue = ids.queue
-    WHERE settings.concurrency IS NOT NULL OR settings.rate_count IS NOT NULL
-),
-saved AS (
-    UPDATE __SCHEMA__.queue_settings AS s
-    SET rate_used = CASE
-            WHEN s.rate_count IS NULL THEN 0
-            WHEN s.rate_window = __SCHEMA__.rate_window(s.rate_period_ms, $4)
-                THEN s.rate_used + taken.n
-            ELSE taken.n END,
-        rate_window = CASE WHEN s.rate_count IS NOT NULL
-                           THEN __SCHEMA__.rate_window(s.rate_period_ms, $4) END,
-        claims = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE taken.claims END,
-        claims_at = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE taken.claims_at END,
-        claims_xid = CASE WHEN s.concurrency IS NULL THEN '{}' ELSE taken.claims_xid END
-    FROM taken
-    -- By the queue, not by the `ctid` the lock returned: a row updated meanwhile by the fetch
-    -- this one waited for has moved.
-    WHERE s.queue = taken.queue
-)
-SELECT id, name, queue, args, retry_count, created_at, enqueued_at, parent_id, parent_result
-FROM claimed ORDER BY rank, priority, position",
+SELECT * FROM __SCHEMA__.fetch_limited($1::text[], $2::bigint, $3::text, $4::timestamptz,
+                                       $5::timestamptz)",
 );
 
-/// The flow-controlled fetch: `fetch_flow` (migration 0010) with the scan bound of
+/// The flow-controlled fetch: `fetch_flow` (migration 0010, planned once per connection since
+/// 0011) with the scan bound of
 /// `MemoryStorage`'s.
 pub(crate) const FETCH_FLOW: Template = Template::text(
     "fetch flow",
