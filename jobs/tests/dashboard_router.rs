@@ -15,8 +15,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use http_body_util::BodyExt;
 use jobs::dashboard::{Access, AsyncAuth, AuthRequest, Dashboard};
 use jobs::storage::{
-    Completion, ContinueOn, FetchRequest, InitialState, Misfire, NewJob, Outcome, RecurringJob,
-    ServerInfo, StateData,
+    Completion, ContinueOn, FetchRequest, FetchedJob, InitialState, Misfire, NewJob, Outcome,
+    RecurringJob, ServerInfo, StateData,
 };
 use jobs::{
     JobError, JobId, JobState, MemoryStorage, QueueLimits, QueueSettings, Rate, Storage, Uniqueness,
@@ -262,11 +262,19 @@ async fn enqueue(storage: &MemoryStorage, name: &str, queue: &str, args: &str) -
 async fn start(storage: &MemoryStorage, name: &str, args: &str, server: &str) -> JobId {
     let queue = format!("q{}", rand_suffix());
     let id = enqueue(storage, name, &queue, args).await;
+    let fetched = claim_one(storage, server, &queue).await;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].id, id);
+    id
+}
+
+/// Claims the next job of `queue` for `server` (a plain fetch, leased for five minutes).
+async fn claim_one(storage: &MemoryStorage, server: &str, queue: &str) -> Vec<FetchedJob> {
     let now = Utc::now();
-    let fetched = storage
+    storage
         .fetch(FetchRequest {
             server_id: server,
-            queues: &[queue],
+            queues: &[queue.to_owned()],
             limit: 1,
             now,
             lease_until: now + TimeDelta::minutes(5),
@@ -274,10 +282,7 @@ async fn start(storage: &MemoryStorage, name: &str, args: &str, server: &str) ->
             gated: false,
         })
         .await
-        .expect("fetch");
-    assert_eq!(fetched.len(), 1);
-    assert_eq!(fetched[0].id, id);
-    id
+        .expect("fetch")
 }
 
 fn rand_suffix() -> u64 {
@@ -1874,19 +1879,8 @@ async fn the_queues_page_lists_counts_servers_limits_and_pauses() {
         .await
         .expect("schedule");
     enqueue(&storage, "report.build", "reports", "{}").await;
+    claim_one(&storage, "server-a", "reports").await;
     let now = Utc::now();
-    storage
-        .fetch(FetchRequest {
-            server_id: "server-a",
-            queues: &["reports".to_owned()],
-            limit: 1,
-            now,
-            lease_until: now + TimeDelta::minutes(5),
-            flow: false,
-            gated: false,
-        })
-        .await
-        .expect("fetch");
     storage
         .register_server(
             &ServerInfo {

@@ -33,9 +33,13 @@ impl FlowSwitch {
         self.gated.load(Ordering::Relaxed)
     }
 
-    /// The completer recorded outcomes: the slots their jobs held are free.
+    /// The completer recorded outcomes: the slots their jobs held are free. Without flow
+    /// control no fetch waits for them (a producer that waited while it was on wakes at its
+    /// next poll at the latest).
     pub(crate) fn completed(&self) {
-        self.completed.notify_waiters();
+        if self.on() {
+            self.completed.notify_waiters();
+        }
     }
 
     /// A wait for the next recorded outcomes, taken before a fetch so that none recorded
