@@ -969,6 +969,24 @@ mod tests {
         assert_eq!(parse_err(quote!(queue = "a" retries = 3)).len(), 1);
     }
 
+    /// The same table as the `jobs` crate's `Rate` parsing test: a rate text is accepted here
+    /// exactly when it is at run time, with the same count and period.
+    #[test]
+    fn rates_follow_the_shared_table() {
+        const RATES: &str = include_str!("../../jobs/tests/data/rates.txt");
+        let mut cases = 0;
+        for line in RATES.lines().filter(|line| !line.starts_with('#')) {
+            let (text, expected) = line.split_once(" => ").expect("`text => expected`");
+            let parsed = parse_rate(text).map(|rate| format!("{} {}", rate.count, rate.period_ms));
+            match expected {
+                "error" => assert!(parsed.is_err(), "rate {text:?} gave {parsed:?}"),
+                meaning => assert_eq!(parsed.as_deref(), Ok(meaning), "rate {text:?}"),
+            }
+            cases += 1;
+        }
+        assert!(cases >= 20, "the table has its cases");
+    }
+
     /// The same table as the `jobs` crate's `validate_queue` test: the rule checked here at
     /// compile time and the one storages and servers apply agree on every name in it.
     #[test]

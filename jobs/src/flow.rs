@@ -531,3 +531,29 @@ impl Admission {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Rate;
+
+    /// The table both crates that parse rates are tested against (`jobs-macros` checks
+    /// `#[job(rate = "...")]` with it).
+    const RATES: &str = include_str!("../tests/data/rates.txt");
+
+    #[test]
+    fn rates_follow_the_shared_table() {
+        let mut cases = 0;
+        for line in RATES.lines().filter(|line| !line.starts_with('#')) {
+            let (text, expected) = line.split_once(" => ").expect("`text => expected`");
+            let parsed = text
+                .parse::<Rate>()
+                .map(|rate| format!("{} {}", rate.count, rate.period_ms()));
+            match expected {
+                "error" => assert!(parsed.is_err(), "rate {text:?} gave {parsed:?}"),
+                meaning => assert_eq!(parsed.ok().as_deref(), Some(meaning), "rate {text:?}"),
+            }
+            cases += 1;
+        }
+        assert!(cases >= 20, "the table has its cases");
+    }
+}
