@@ -47,7 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "entries", "0008_entries"),
     migration!(9, "priority", "0009_priority"),
     migration!(10, "flow", "0010_flow"),
-    migration!(11, "flow_fetch", "0011_flow_fetch"),
+    migration!(11, "flow_speed", "0011_flow_speed"),
 ];
 
 /// The newest schema version this crate knows.

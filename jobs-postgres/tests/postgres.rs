@@ -935,8 +935,9 @@ fn unique_job(name: &str, key: &str) -> NewJob {
     }
 }
 
-/// A unique key enqueued in the caller's transaction stays locked until it commits: an
-/// enqueue of the same key from elsewhere waits for it, then answers the committed job.
+/// A unique key enqueued in the caller's transaction is held until it commits: an enqueue of
+/// the same key from elsewhere waits for that transaction (its insert meets the key in the
+/// unique index), then answers the committed job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unique_key_enqueued_in_a_transaction_is_held_until_it_commits() {
     let schema = TestSchema::new().await;
@@ -955,14 +956,14 @@ async fn a_unique_key_enqueued_in_a_transaction_is_held_until_it_commits() {
             .await
             .expect("enqueue")[0]
     });
-    // The racing enqueue is waiting for the key's lock (a waiting advisory lock shows in
-    // pg_locks) before the caller commits.
+    // The racing enqueue waits for the caller's transaction (a lock on its transaction id, not
+    // granted, in pg_locks) before the caller commits.
     let observer = storage.pool().get().await.expect("connection");
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let waiting: i64 = observer
             .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted",
                 &[],
             )
             .await
@@ -977,7 +978,7 @@ async fn a_unique_key_enqueued_in_a_transaction_is_held_until_it_commits() {
         );
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the racing enqueue never waited for the key's lock"
+            "the racing enqueue never waited for the caller's transaction"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -133,6 +133,12 @@ impl Enqueued {
 }
 
 /// How a job type is unique (`#[job(unique)]`, `#[job(unique_for = "10m")]`).
+///
+/// One job at most holds a key among the non-final states (Enqueued, Scheduled, Awaiting,
+/// Processing). A job that comes back to one of them while another job holds its key (requeued
+/// by hand, or re-armed with a requeued parent) comes back without its key: it runs, it is
+/// not refused, and its history entry says which job holds the key
+/// ([`Uniqueness::released_note`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Unique {
     /// With `unique_for`: a job with the same key created within this period is a duplicate,
@@ -183,6 +189,12 @@ impl Uniqueness {
             )));
         }
         Ok(Uniqueness { key, window })
+    }
+
+    /// What a job's history entry adds (after `; `) when the job comes back to a non-final
+    /// state without its unique `key`, because job `holder` holds it (see [`Unique`]).
+    pub fn released_note(key: &str, holder: JobId) -> String {
+        format!("its unique key `{key}` is held by job {holder}, so it runs without it")
     }
 
     /// Whether an existing job with this key, created at `created_at` and now in a state for

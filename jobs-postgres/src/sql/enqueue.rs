@@ -52,13 +52,27 @@ SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord",
 );
 
 /// [`ENQUEUE`] for a call with unique or gated jobs: the same insert, with each job's unique key
-/// (`$14`), its unique window in milliseconds (`$15`), its mutex key (`$16`) and whether it is
-/// gated (`$17`). The jobs whose key is held (`unique_holders`, migration 0010: it locks each
-/// key first, so concurrent enqueues of one key create one job) are left out of `input`, and
-/// come back as duplicates with their holder's id: the rows are `(id, key, duplicate)`, the
-/// created jobs in input order, then the holders. Built from `ENQUEUE`'s text, so the two
-/// cannot differ in anything else; a plain enqueue keeps its own statement.
+/// (`$14`), its unique window in milliseconds (`$15`), its mutex key (`$16`), whether it is
+/// gated (`$17`), and its key again where it has a window (`$18`).
+///
+/// A key is held by one job at most among the non-final states (the unique index
+/// `jobs_unique_held_idx`, migration 0011), so a job whose key is held is not inserted
+/// (`ON CONFLICT DO NOTHING`; a concurrent enqueue of the key waits for the other to commit or
+/// roll back). A key with a window is also held by the finished jobs created inside it: those
+/// keys are locked and looked up first (`unique_holders`, migration 0010: it locks each key,
+/// then reads with a fresh snapshot, so concurrent enqueues of one key create one job), and
+/// their jobs left out of `input`. The rows are `(id, key, outcome)`: `created`, in input
+/// order; `held`, the holder of a windowed key; `taken`, a job not inserted because its key
+/// is held (the holder, committed by another transaction after this statement's snapshot, is
+/// read by [`HOLDERS`]). Built from `ENQUEUE`'s text, so the two cannot differ in anything
+/// else; a plain enqueue keeps its own statement.
 pub(crate) const ENQUEUE_FLOW: Template = Template::built("enqueue flow", enqueue_flow_sql);
+
+/// How many times an enqueue tries a job whose key's holder keeps finishing under it.
+const MAX_ENQUEUE_ATTEMPTS: u32 = 3;
+
+/// The non-final states, in which a job holds its unique key.
+const HELD_STATES: &str = "('enqueued', 'scheduled', 'awaiting', 'processing')";
 
 fn enqueue_flow_sql() -> String {
     let Some(sql) = ENQUEUE.written() else {
@@ -72,7 +86,10 @@ fn enqueue_flow_sql() -> String {
         sql.to_owned(),
         "WITH input AS MATERIALIZED (",
         "WITH held AS MATERIALIZED (
-    SELECT * FROM __SCHEMA__.unique_holders($14::text[], $15::bigint[], $11)
+    SELECT holder.*
+    FROM (SELECT 1 WHERE EXISTS (SELECT 1 FROM unnest($18::text[]) AS k WHERE k IS NOT NULL))
+        AS windowed
+    CROSS JOIN LATERAL __SCHEMA__.unique_holders($18::text[], $15::bigint[], $11) AS holder
 ),
 input AS MATERIALIZED (",
     );
@@ -97,20 +114,51 @@ input AS MATERIALIZED (",
     );
     let sql = replace(
         sql,
-        "data IS NULL, priority\n",
-        "data IS NULL, priority, unique_key, mutex, gated\n",
+        "data IS NULL, priority
+    FROM input
+",
+        &format!(
+            "data IS NULL, priority, unique_key, mutex, gated
+    FROM input
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN {HELD_STATES} DO NOTHING
+    RETURNING id
+"
+        ),
+    );
+    let sql = replace(
+        sql,
+        "FROM input WHERE data IS NOT NULL",
+        "FROM input WHERE data IS NOT NULL AND id IN (SELECT id FROM inserted)",
+    );
+    let sql = replace(
+        sql,
+        "FROM input WHERE state = 'enqueued'",
+        "FROM input WHERE state = 'enqueued' AND id IN (SELECT id FROM inserted)",
     );
     replace(
         sql,
         "SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord",
-        "SELECT id, key, duplicate FROM (
-    SELECT id, unique_key AS key, false AS duplicate, ord FROM input
+        "SELECT id, key, outcome FROM (
+    SELECT id, unique_key AS key,
+           CASE WHEN id IN (SELECT id FROM inserted) THEN 'created' ELSE 'taken' END AS outcome,
+           ord
+    FROM input
     WHERE (SELECT count(*) FROM notified) >= 0
     UNION ALL
-    SELECT id, key, true, NULL FROM held
-) AS answers ORDER BY duplicate, ord",
+    SELECT id, key, 'held', NULL FROM held
+) AS answers ORDER BY outcome = 'held', ord",
     )
 }
+
+/// The holders of unique keys among the non-final states (at most one each: the index
+/// `jobs_unique_held_idx`), for the jobs `ENQUEUE_FLOW` did not insert.
+pub(crate) const HOLDERS: Template = Template::built("unique holders", || {
+    format!(
+        "
+SELECT unique_key AS key, id FROM __SCHEMA__.jobs
+WHERE unique_key = ANY ($1::text[]) AND state IN {HELD_STATES}"
+    )
+});
 
 /// Locks the parents of continuations about to be created (`FOR SHARE`: a parent cannot finish
 /// until the children are committed, so the release that follows its finish sees them).
@@ -133,6 +181,18 @@ impl Database {
         jobs: Vec<NewJob>,
         now: DateTime<Utc>,
         channel: Option<&str>,
+    ) -> Result<Vec<Enqueued>> {
+        self.insert_attempt(db, jobs, now, channel, 1).await
+    }
+
+    /// [`Database::insert`], the `attempt`th time for these jobs (see `flow_answers`).
+    async fn insert_attempt(
+        &self,
+        db: &Db<'_>,
+        jobs: Vec<NewJob>,
+        now: DateTime<Utc>,
+        channel: Option<&str>,
+        attempt: u32,
     ) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -270,19 +330,31 @@ impl Database {
                         .map(|window| i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
                 })
                 .collect();
+            let windowed: Vec<Option<&str>> = keys
+                .iter()
+                .zip(&windows)
+                .map(|(key, window)| window.and(*key))
+                .collect();
             let mutexes: Vec<Option<&str>> = sent.iter().map(|job| job.mutex.as_deref()).collect();
             let gated: Vec<bool> = sent.iter().map(|job| job.gated()).collect();
             let statement = db
                 .prepare("enqueue", &self.statement(&ENQUEUE_FLOW))
                 .await?;
             let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
-            all.extend([&keys as &(dyn ToSql + Sync), &windows, &mutexes, &gated]);
+            all.extend([
+                &keys as &(dyn ToSql + Sync),
+                &windows,
+                &mutexes,
+                &gated,
+                &windowed,
+            ]);
             let rows = db
                 .client
                 .query(&statement, &all)
                 .await
                 .map_err(|e| self.error("enqueue", e))?;
-            flow_answers(&rows, &sent)?
+            self.flow_answers(db, &rows, &sent, now, channel, attempt)
+                .await?
         } else {
             let statement = db.prepare("enqueue", &self.statement(&ENQUEUE)).await?;
             let rows = db
@@ -325,40 +397,122 @@ impl Database {
     }
 }
 
-/// The answers of `ENQUEUE_FLOW` in the order of `sent`: each created job's id in turn, or
-/// for a job whose key was held, the holder's id as a duplicate.
-fn flow_answers(rows: &[tokio_postgres::Row], sent: &[&NewJob]) -> Result<Vec<Enqueued>> {
-    let what = || "an enqueued job".to_owned();
-    let mut created = Vec::new();
-    let mut held: Vec<(String, JobId)> = Vec::new();
-    for row in rows {
-        let id = JobId(row::column::<i64>(row, "id", &what)?);
-        if row::column::<bool>(row, "duplicate", &what)? {
-            held.push((row::column(row, "key", &what)?, id));
-        } else {
-            created.push(id);
+impl Database {
+    /// The answers of `ENQUEUE_FLOW` in the order of `sent`: each created job's id in turn, or
+    /// for a job whose key was held, the holder's id as a duplicate. A job not inserted because
+    /// another transaction's job holds its key gets that holder, read now; if the holder has
+    /// left the non-final states meanwhile, the job is enqueued again (a few times at most:
+    /// each retry follows a holder that finished in between).
+    async fn flow_answers(
+        &self,
+        db: &Db<'_>,
+        rows: &[tokio_postgres::Row],
+        sent: &[&NewJob],
+        now: DateTime<Utc>,
+        channel: Option<&str>,
+        attempt: u32,
+    ) -> Result<Vec<Enqueued>> {
+        let what = || "an enqueued job".to_owned();
+        let mut created = Vec::new();
+        let mut held: Vec<(String, JobId)> = Vec::new();
+        let mut taken: Vec<String> = Vec::new();
+        for row in rows {
+            let id = JobId(row::column::<i64>(row, "id", &what)?);
+            let key: Option<String> = row::column(row, "key", &what)?;
+            match (row::column::<&str>(row, "outcome", &what)?, key) {
+                ("created", _) => created.push(Some(id)),
+                ("held", Some(key)) => held.push((key, id)),
+                ("taken", Some(key)) => {
+                    created.push(None);
+                    taken.push(key);
+                }
+                (outcome, key) => {
+                    return Err(Error::storage(format!(
+                        "enqueue answered `{outcome}` for job {id} with key {key:?}"
+                    )))
+                }
+            }
         }
-    }
-    let mut created = created.into_iter();
-    sent.iter()
-        .map(|job| {
-            let holder = job.unique.as_ref().and_then(|unique| {
+        if !taken.is_empty() {
+            let statement = db.prepare("enqueue", &self.statement(&HOLDERS)).await?;
+            let rows = db
+                .client
+                .query(&statement, &[&taken])
+                .await
+                .map_err(|e| self.error("enqueue", e))?;
+            for row in &rows {
+                held.push((
+                    row::column(row, "key", &what)?,
+                    JobId(row::column::<i64>(row, "id", &what)?),
+                ));
+            }
+        }
+        let holder_of = |job: &NewJob| {
+            job.unique.as_ref().and_then(|unique| {
                 held.iter()
                     .find(|(key, _)| *key == unique.key)
                     .map(|(_, id)| *id)
-            });
-            match holder {
-                Some(id) => Ok(Enqueued {
+            })
+        };
+        let mut created = created.into_iter();
+        let mut answers: Vec<Option<Enqueued>> = Vec::with_capacity(sent.len());
+        let mut again: Vec<NewJob> = Vec::new();
+        for job in sent {
+            let in_input = !job
+                .unique
+                .as_ref()
+                .is_some_and(|unique| rows_hold(rows, &unique.key));
+            let answer = if in_input {
+                match created.next() {
+                    Some(Some(id)) => Some(Enqueued::created(id)),
+                    Some(None) => holder_of(job).map(|id| Enqueued {
+                        id,
+                        duplicate: true,
+                    }),
+                    None => return Err(Error::storage("enqueue answered too few jobs")),
+                }
+            } else {
+                holder_of(job).map(|id| Enqueued {
                     id,
                     duplicate: true,
-                }),
-                None => created
-                    .next()
-                    .map(Enqueued::created)
-                    .ok_or_else(|| Error::storage("enqueue answered too few jobs")),
+                })
+            };
+            if answer.is_none() {
+                again.push((*job).clone());
             }
-        })
-        .collect()
+            answers.push(answer);
+        }
+        if !again.is_empty() {
+            if attempt >= MAX_ENQUEUE_ATTEMPTS {
+                return Err(Error::storage(format!(
+                    "the unique keys of {} jobs changed holders {attempt} times while they were \
+                     enqueued",
+                    again.len()
+                )));
+            }
+            let retried =
+                Box::pin(self.insert_attempt(db, again, now, channel, attempt + 1)).await?;
+            let mut retried = retried.into_iter();
+            for answer in &mut answers {
+                if answer.is_none() {
+                    *answer = retried.next();
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.ok_or_else(|| Error::storage("enqueue answered too few jobs")))
+            .collect()
+    }
+}
+
+/// Whether `ENQUEUE_FLOW` answered `key` as held by a finished job inside its window (such a
+/// job was left out of `input`, so it has no `created` or `taken` row).
+fn rows_hold(rows: &[tokio_postgres::Row], key: &str) -> bool {
+    rows.iter().any(|row| {
+        row.try_get::<_, &str>("outcome").ok() == Some("held")
+            && row.try_get::<_, Option<&str>>("key").ok().flatten() == Some(key)
+    })
 }
 
 /// [`Storage::enqueue`](jobs::Storage::enqueue) on PostgreSQL.

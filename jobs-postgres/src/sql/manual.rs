@@ -12,7 +12,9 @@ use crate::row;
 
 /// A manual state change of job `$1` to `$5` (`deleted` or `enqueued`) with reason `$2` at
 /// `$3`, unless it is in that state already. Returns its previous state (no row: no job). A
-/// requeue goes to the tail of its queue and wakes the servers listening on `$4`.
+/// requeue goes to the tail of its queue and wakes the servers listening on `$4`; a requeued
+/// job whose unique key another job holds comes back without it (`jobs::Unique`), its history
+/// saying so.
 ///
 /// The history row of the new state carries the Processing entry of the attempt it ends (a
 /// running job's, from the row: migration 0005). A Succeeded job's own entry and its
@@ -22,13 +24,23 @@ pub(crate) const CHANGE: Template = Template::text(
     "manual change",
     "
 WITH target AS (
-    SELECT id, state, state_at, server_id, retry_count, result, succeeded_data, started_at
+    SELECT id, state, state_at, server_id, retry_count, result, succeeded_data, started_at,
+           unique_key
     FROM __SCHEMA__.jobs WHERE id = $1 FOR NO KEY UPDATE
+),
+holder AS (
+    SELECT other.id, other.unique_key AS key
+    FROM target
+    JOIN __SCHEMA__.jobs AS other ON other.unique_key = target.unique_key
+    WHERE $5::text = 'enqueued' AND other.id <> target.id
+      AND other.state IN ('enqueued', 'scheduled', 'awaiting', 'processing')
+    LIMIT 1
 ),
 changed AS (
     UPDATE __SCHEMA__.jobs AS job
     SET state = $5::text, state_at = $3, run_at = NULL, server_id = NULL,
         lease_until = NULL, succeeded_data = NULL, started_at = NULL,
+        unique_key = CASE WHEN EXISTS (SELECT 1 FROM holder) THEN NULL ELSE job.unique_key END,
         position = CASE WHEN $5::text = 'enqueued' THEN nextval('__SCHEMA__.job_positions')
                         ELSE job.position END,
         enqueued_at = CASE WHEN $5::text = 'enqueued' THEN $3 ELSE job.enqueued_at END
@@ -48,7 +60,10 @@ history AS (
                    __SCHEMA__.attempt_data(target.server_id, target.retry_count) AS attempt_data
             FROM target WHERE target.succeeded_data IS NOT NULL
         UNION ALL
-            SELECT 1, changed.id, $5::text, $3, $2,
+            SELECT 1, changed.id, $5::text, $3,
+                   coalesce($2 || '; its unique key `' || (SELECT key FROM holder)
+                           || '` is held by job ' || (SELECT id FROM holder)
+                           || ', so it runs without it', $2),
                    CASE WHEN $5::text = 'enqueued'
                         THEN __SCHEMA__.enqueued_data(changed.queue, NULL) ELSE '{}'::jsonb END,
                    CASE WHEN target.state = 'processing' THEN target.state_at END,
@@ -66,7 +81,8 @@ SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0",
 );
 
 /// Puts back to Awaiting the continuations a requeued parent's deletion had deleted (their last
-/// history reason starts with `$3`), down the chain.
+/// history reason starts with `$3`), down the chain. A job whose unique key another job holds
+/// comes back without it (`jobs::Unique`), its history saying so.
 pub(crate) const REARM: Template = Template::text(
     "rearm",
     "
@@ -84,18 +100,39 @@ WITH RECURSIVE armed (id, depth) AS (
           AND starts_with((SELECT reason FROM __SCHEMA__.job_history AS h
                            WHERE h.job_id = child.id ORDER BY h.seq DESC LIMIT 1), $3)
 ),
+keyed AS (
+    -- Each re-armed job's unique key and the job holding it, if any: another job in a
+    -- non-final state, or the first re-armed job with the same key (which keeps it).
+    SELECT armed.id, job.unique_key AS key,
+           coalesce((SELECT other.id FROM __SCHEMA__.jobs AS other
+                     WHERE other.unique_key = job.unique_key
+                       AND other.state IN ('enqueued', 'scheduled', 'awaiting', 'processing')
+                     LIMIT 1),
+                    nullif(first_value(armed.id) OVER (PARTITION BY job.unique_key
+                                                       ORDER BY armed.depth, armed.id),
+                           armed.id)) AS holder
+    FROM armed JOIN __SCHEMA__.jobs AS job ON job.id = armed.id
+    WHERE job.unique_key IS NOT NULL
+),
 rearmed AS (
     UPDATE __SCHEMA__.jobs AS job
-    SET state = 'awaiting', state_at = $2, run_at = NULL, server_id = NULL, lease_until = NULL
+    SET state = 'awaiting', state_at = $2, run_at = NULL, server_id = NULL, lease_until = NULL,
+        unique_key = CASE WHEN EXISTS (SELECT 1 FROM keyed WHERE keyed.id = job.id
+                                                             AND keyed.holder IS NOT NULL)
+                          THEN NULL ELSE job.unique_key END
     FROM armed
     WHERE job.id = armed.id AND job.state = 'deleted'
     RETURNING job.id, job.parent_id, armed.depth
 ),
 history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
-    SELECT id, 'awaiting', $2, 'parent job ' || parent_id || ' was requeued',
-           __SCHEMA__.awaiting_data(parent_id)
-    FROM rearmed ORDER BY depth, id
+    SELECT rearmed.id, 'awaiting', $2,
+           'parent job ' || rearmed.parent_id || ' was requeued'
+               || coalesce('; its unique key `' || keyed.key || '` is held by job '
+                           || keyed.holder || ', so it runs without it', ''),
+           __SCHEMA__.awaiting_data(rearmed.parent_id)
+    FROM rearmed LEFT JOIN keyed ON keyed.id = rearmed.id
+    ORDER BY rearmed.depth, rearmed.id
 )
 SELECT count(*) FROM rearmed",
 );

@@ -205,7 +205,11 @@ impl Storage for MemoryStorage {
             if job.state == JobState::Enqueued {
                 return Ok(false);
             }
-            let entry = history::requeued(&job.queue, reason, now);
+            let queue = job.queue.clone();
+            let entry = match state.release_held_key(id) {
+                Some(note) => history::requeued(&queue, &format!("{reason}; {note}"), now),
+                None => history::requeued(&queue, reason, now),
+            };
             state.transition(id, entry, Placement::Tail);
             state.rearm(id, now);
         }

@@ -13,7 +13,7 @@ use super::history;
 use super::job::{Lease, StoredJob};
 use super::stats::Stats;
 use crate::error::{Error, Result};
-use crate::flow::Admission;
+use crate::flow::{Admission, Uniqueness};
 use crate::job::{JobId, JobState};
 use crate::storage::types::*;
 
@@ -165,6 +165,23 @@ impl State {
         }
     }
 
+    /// Takes job `id`'s unique key away when another job holds it in a non-final state, before
+    /// `id` comes back to one (see [`Unique`](crate::Unique)); the note its history entry adds.
+    pub(super) fn release_held_key(&mut self, id: JobId) -> Option<String> {
+        let key = self.jobs.get(&id)?.unique_key.clone()?;
+        let holder =
+            self.unique.get(&key)?.iter().copied().find(|other| {
+                *other != id && self.jobs.get(other).is_some_and(StoredJob::active)
+            })?;
+        if let Some(ids) = self.unique.get_mut(&key) {
+            ids.retain(|other| *other != id);
+        }
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.unique_key = None;
+        }
+        Some(Uniqueness::released_note(&key, holder))
+    }
+
     /// The job that makes `new` a duplicate at `now`, if any (see
     /// [`Uniqueness::blocks`](crate::Uniqueness::blocks)).
     pub(super) fn duplicate_of(&self, new: &NewJob, now: DateTime<Utc>) -> Option<JobId> {
@@ -271,7 +288,11 @@ impl State {
                             .is_some_and(|reason| reason.starts_with(CONTINUATION_NOT_MET))
                 });
                 if deleted_by_parent {
-                    self.transition(child, history::rearmed(parent, at), Placement::Tail);
+                    let mut entry = history::rearmed(parent, at);
+                    if let Some(note) = self.release_held_key(child) {
+                        entry.reason = entry.reason.map(|reason| format!("{reason}; {note}"));
+                    }
+                    self.transition(child, entry, Placement::Tail);
                     parents.push(child);
                 }
             }

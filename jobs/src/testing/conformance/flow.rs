@@ -135,6 +135,93 @@ pub async fn unique_jobs_answer_the_existing_id(storage: Arc<dyn Storage>) {
     assert!(!past[0].duplicate, "created after the window");
 }
 
+/// One job at most holds a key among the non-final states: a job requeued, or re-armed with its
+/// requeued parent, while another holds its key comes back without it (it still runs), and its
+/// history says which job holds it; with no other holder it keeps its key.
+pub async fn a_job_back_from_a_final_state_does_not_take_a_held_key(storage: Arc<dyn Storage>) {
+    let s = storage.as_ref();
+    let old = enqueue_at(s, vec![unique("digest", "digest:1", None)], t0()).await[0].id;
+    s.delete(old, "by hand", at(1)).await.expect("delete");
+    let holder = enqueue_at(s, vec![unique("digest", "digest:1", None)], at(2)).await[0];
+    assert!(!holder.duplicate, "a deleted job does not hold its key");
+    assert!(s
+        .requeue(old, "requeued by hand", at(3))
+        .await
+        .expect("requeue"));
+    let requeued = record(s, old).await;
+    assert_eq!(
+        requeued.state,
+        JobState::Enqueued,
+        "it is requeued all the same"
+    );
+    assert_eq!(requeued.unique_key, None);
+    assert_eq!(
+        requeued
+            .history
+            .last()
+            .and_then(|entry| entry.reason.clone()),
+        Some(format!(
+            "requeued by hand; {}",
+            Uniqueness::released_note("digest:1", holder.id)
+        ))
+    );
+    let again = enqueue_at(s, vec![unique("digest", "digest:1", None)], at(4)).await[0];
+    assert_eq!(again.id, holder.id, "the holder keeps the key");
+    assert!(again.duplicate);
+
+    // With no other holder, a requeued job keeps its key.
+    let alone = enqueue_at(s, vec![unique("digest", "digest:2", None)], at(5)).await[0].id;
+    s.delete(alone, "by hand", at(6)).await.expect("delete");
+    s.requeue(alone, "requeued by hand", at(7))
+        .await
+        .expect("requeue");
+    let alone_record = record(s, alone).await;
+    assert_eq!(alone_record.unique_key.as_deref(), Some("digest:2"));
+    assert_eq!(
+        alone_record
+            .history
+            .last()
+            .and_then(|entry| entry.reason.clone()),
+        Some("requeued by hand".to_owned())
+    );
+
+    // A continuation re-armed by its requeued parent.
+    let parent = enqueue_at(s, vec![job("parent", "default")], at(8)).await[0].id;
+    let kid = enqueue_at(
+        s,
+        vec![NewJob {
+            unique: Some(Uniqueness {
+                key: "kid:1".to_owned(),
+                window: None,
+            }),
+            ..child("kid", parent, ContinueOn::Succeeded)
+        }],
+        at(8),
+    )
+    .await[0]
+        .id;
+    s.delete(parent, "by hand", at(9)).await.expect("delete");
+    assert_eq!(record(s, kid).await.state, JobState::Deleted);
+    let kid_holder = enqueue_at(s, vec![unique("kid", "kid:1", None)], at(10)).await[0];
+    assert!(!kid_holder.duplicate);
+    s.requeue(parent, "requeued by hand", at(11))
+        .await
+        .expect("requeue");
+    let rearmed = record(s, kid).await;
+    assert_eq!(rearmed.state, JobState::Awaiting);
+    assert_eq!(rearmed.unique_key, None);
+    assert_eq!(
+        rearmed
+            .history
+            .last()
+            .and_then(|entry| entry.reason.clone()),
+        Some(format!(
+            "parent job {parent} was requeued; {}",
+            Uniqueness::released_note("kid:1", kid_holder.id)
+        ))
+    );
+}
+
 /// Concurrent enqueues of one key create one job.
 pub async fn concurrent_unique_enqueues_create_one_job(storage: Arc<dyn Storage>) {
     for round in 0..4 {

@@ -104,6 +104,7 @@ macro_rules! conformance_tests {
             scheduled_jobs_list_soonest_first,
             statistics_per_hour,
             unique_jobs_answer_the_existing_id,
+            a_job_back_from_a_final_state_does_not_take_a_held_key,
             concurrent_unique_enqueues_create_one_job,
             mutex_jobs_run_one_at_a_time,
             a_lapsed_lease_frees_its_mutex,

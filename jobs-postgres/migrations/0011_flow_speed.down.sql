@@ -1,4 +1,6 @@
--- The flow-controlled fetches are planned per call again.
+-- Unique keys are checked by lock and lookup only, and the flow-controlled fetches are planned
+-- per call again.
+DROP INDEX __SCHEMA__.jobs_unique_held_idx;
 DROP FUNCTION __SCHEMA__.fetch_limited(text[], bigint, text, timestamptz, timestamptz);
 ALTER FUNCTION __SCHEMA__.fetch_flow(text[], integer, text, timestamptz, timestamptz, integer)
     RESET plan_cache_mode;

@@ -1,3 +1,21 @@
+-- Flow control, cheaper: unique keys held through an index, and the flow-controlled fetches
+-- planned once per connection.
+--
+-- A unique key is held by one job at most among the non-final states, and this index says so:
+-- an enqueue inserts with `ON CONFLICT DO NOTHING` instead of locking the key and looking for a
+-- holder (which only a key with a time window, `unique_for`, still does, for the finished jobs
+-- inside it). A job that comes back to a non-final state (requeued, or re-armed with its
+-- parent) while another job holds its key comes back without the key (`sql/manual.rs`). Keys
+-- held twice before this migration (a requeue could do that) stay with the oldest job.
+UPDATE __SCHEMA__.jobs AS job SET unique_key = NULL
+FROM (SELECT id, row_number() OVER (PARTITION BY unique_key ORDER BY id) AS n
+      FROM __SCHEMA__.jobs
+      WHERE unique_key IS NOT NULL
+        AND state IN ('enqueued', 'scheduled', 'awaiting', 'processing')) AS extra
+WHERE job.id = extra.id AND extra.n > 1;
+CREATE UNIQUE INDEX jobs_unique_held_idx ON __SCHEMA__.jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('enqueued', 'scheduled', 'awaiting', 'processing');
+
 -- The flow-controlled fetches, planned once per connection.
 --
 -- A fetch statement's parameters (the fetch limit, the queue list) make PostgreSQL plan it
