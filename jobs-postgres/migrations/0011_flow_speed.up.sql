@@ -15,6 +15,56 @@ FROM (SELECT id, row_number() OVER (PARTITION BY unique_key ORDER BY id) AS n
 WHERE job.id = extra.id AND extra.n > 1;
 CREATE UNIQUE INDEX jobs_unique_held_idx ON __SCHEMA__.jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('enqueued', 'scheduled', 'awaiting', 'processing');
+-- The finished holders, for the windows: a key is in one of the two indexes at a time.
+DROP INDEX __SCHEMA__.jobs_unique_idx;
+CREATE INDEX jobs_unique_done_idx ON __SCHEMA__.jobs (unique_key, created_at)
+    WHERE unique_key IS NOT NULL
+      AND state NOT IN ('enqueued', 'scheduled', 'awaiting', 'processing');
+
+-- `unique_holders` as in 0010, each key read through the index of its held states, then of
+-- the finished jobs inside its window.
+CREATE OR REPLACE FUNCTION __SCHEMA__.unique_holders(keys text[], windows_ms bigint[],
+                                                     now timestamptz)
+RETURNS TABLE (key text, id bigint)
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    k text;
+    i integer;
+    holder bigint;
+BEGIN
+    -- Several keys are locked in one order (sorted, each once), so no two enqueues wait for
+    -- each other.
+    FOREACH k IN ARRAY CASE WHEN cardinality(keys) = 1 THEN keys
+                            ELSE ARRAY(SELECT DISTINCT x FROM unnest(keys) AS x
+                                       WHERE x IS NOT NULL ORDER BY x) END
+    LOOP
+        CONTINUE WHEN k IS NULL;
+        PERFORM pg_advisory_xact_lock(hashtextextended('__SCHEMA__ unique ' || k, 0));
+    END LOOP;
+    FOR i IN 1 .. coalesce(cardinality(keys), 0) LOOP
+        CONTINUE WHEN keys[i] IS NULL;
+        SELECT job.id INTO holder
+        FROM __SCHEMA__.jobs AS job
+        WHERE job.unique_key = keys[i]
+          AND job.state IN ('enqueued', 'scheduled', 'awaiting', 'processing');
+        IF holder IS NULL AND windows_ms[i] IS NOT NULL THEN
+            SELECT job.id INTO holder
+            FROM __SCHEMA__.jobs AS job
+            WHERE job.unique_key = keys[i]
+              AND job.state NOT IN ('enqueued', 'scheduled', 'awaiting', 'processing')
+              AND job.created_at > now - windows_ms[i] * interval '1 millisecond'
+            ORDER BY job.id
+            LIMIT 1;
+        END IF;
+        IF holder IS NOT NULL THEN
+            key := keys[i];
+            id := holder;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
+$$;
 
 -- The flow-controlled fetches, planned once per connection.
 --
