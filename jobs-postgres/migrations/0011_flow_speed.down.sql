@@ -1,6 +1,7 @@
 -- Unique keys are checked by lock and lookup only, and the flow-controlled fetches are planned
 -- per call again.
 DROP INDEX __SCHEMA__.jobs_unique_held_idx;
+DROP FUNCTION __SCHEMA__.released_note(text, bigint);
 DROP INDEX __SCHEMA__.jobs_unique_done_idx;
 CREATE INDEX jobs_unique_idx ON __SCHEMA__.jobs (unique_key, created_at)
     WHERE unique_key IS NOT NULL;

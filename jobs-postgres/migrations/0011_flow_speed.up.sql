@@ -15,6 +15,12 @@ FROM (SELECT id, row_number() OVER (PARTITION BY unique_key ORDER BY id) AS n
 WHERE job.id = extra.id AND extra.n > 1;
 CREATE UNIQUE INDEX jobs_unique_held_idx ON __SCHEMA__.jobs (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('enqueued', 'scheduled', 'awaiting', 'processing');
+-- What a job's history adds when it comes back without its key (`Uniqueness::released_note`).
+CREATE FUNCTION __SCHEMA__.released_note(key text, holder bigint) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT 'its unique key `' || key || '` is held by job ' || holder || ', so it runs without it'
+$$;
 -- The finished holders, for the windows: a key is in one of the two indexes at a time.
 DROP INDEX __SCHEMA__.jobs_unique_idx;
 CREATE INDEX jobs_unique_done_idx ON __SCHEMA__.jobs (unique_key, created_at)

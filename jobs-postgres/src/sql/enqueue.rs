@@ -7,7 +7,7 @@ use jobs::storage::{InitialState, NewJob, StateData};
 use jobs::{Enqueued, Error, JobId, JobState, Result};
 use tokio_postgres::types::ToSql;
 
-use super::ts;
+use super::{ts, HELD_STATES};
 use crate::database::{Database, Db, Template};
 use crate::error::PostgresError;
 use crate::row;
@@ -70,9 +70,6 @@ pub(crate) const ENQUEUE_FLOW: Template = Template::built("enqueue flow", enqueu
 
 /// How many times an enqueue tries a job whose key's holder keeps finishing under it.
 const MAX_ENQUEUE_ATTEMPTS: u32 = 3;
-
-/// The non-final states, in which a job holds its unique key.
-const HELD_STATES: &str = "('enqueued', 'scheduled', 'awaiting', 'processing')";
 
 fn enqueue_flow_sql() -> String {
     let Some(sql) = ENQUEUE.written() else {
@@ -433,6 +430,9 @@ impl Database {
                 }
             }
         }
+        // The holders answered so far are of keys with a window, whose jobs were left out of
+        // `input` (they have no `created` or `taken` row).
+        let windowed = held.len();
         if !taken.is_empty() {
             let statement = db.prepare("enqueue", &self.statement(&HOLDERS)).await?;
             let rows = db
@@ -458,24 +458,23 @@ impl Database {
         let mut answers: Vec<Option<Enqueued>> = Vec::with_capacity(sent.len());
         let mut again: Vec<NewJob> = Vec::new();
         for job in sent {
-            let in_input = !job
+            let left_out = job
                 .unique
                 .as_ref()
-                .is_some_and(|unique| rows_hold(rows, &unique.key));
-            let answer = if in_input {
-                match created.next() {
-                    Some(Some(id)) => Some(Enqueued::created(id)),
-                    Some(None) => holder_of(job).map(|id| Enqueued {
-                        id,
-                        duplicate: true,
-                    }),
-                    None => return Err(Error::storage("enqueue answered too few jobs")),
-                }
+                .is_some_and(|unique| held[..windowed].iter().any(|(key, _)| *key == unique.key));
+            let inserted = if left_out {
+                None
             } else {
-                holder_of(job).map(|id| Enqueued {
+                created
+                    .next()
+                    .ok_or_else(|| Error::storage("enqueue answered too few jobs"))?
+            };
+            let answer = match inserted {
+                Some(id) => Some(Enqueued::created(id)),
+                None => holder_of(job).map(|id| Enqueued {
                     id,
                     duplicate: true,
-                })
+                }),
             };
             if answer.is_none() {
                 again.push((*job).clone());
@@ -504,15 +503,6 @@ impl Database {
             .map(|answer| answer.ok_or_else(|| Error::storage("enqueue answered too few jobs")))
             .collect()
     }
-}
-
-/// Whether `ENQUEUE_FLOW` answered `key` as held by a finished job inside its window (such a
-/// job was left out of `input`, so it has no `created` or `taken` row).
-fn rows_hold(rows: &[tokio_postgres::Row], key: &str) -> bool {
-    rows.iter().any(|row| {
-        row.try_get::<_, &str>("outcome").ok() == Some("held")
-            && row.try_get::<_, Option<&str>>("key").ok().flatten() == Some(key)
-    })
 }
 
 /// [`Storage::enqueue`](jobs::Storage::enqueue) on PostgreSQL.

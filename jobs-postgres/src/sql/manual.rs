@@ -20,9 +20,10 @@ use crate::row;
 /// running job's, from the row: migration 0005). A Succeeded job's own entry and its
 /// attempt's, held by the row (migration 0006), are written out first, as a history row of
 /// their own.
-pub(crate) const CHANGE: Template = Template::text(
-    "manual change",
-    "
+pub(crate) const CHANGE: Template =
+    Template::built("manual change", || super::with_held_states(CHANGE_SQL));
+
+const CHANGE_SQL: &str = "
 WITH target AS (
     SELECT id, state, state_at, server_id, retry_count, result, succeeded_data, started_at,
            unique_key
@@ -33,7 +34,7 @@ holder AS (
     FROM target
     JOIN __SCHEMA__.jobs AS other ON other.unique_key = target.unique_key
     WHERE $5::text = 'enqueued' AND other.id <> target.id
-      AND other.state IN ('enqueued', 'scheduled', 'awaiting', 'processing')
+      AND other.state IN __HELD_STATES__
     LIMIT 1
 ),
 changed AS (
@@ -61,9 +62,8 @@ history AS (
             FROM target WHERE target.succeeded_data IS NOT NULL
         UNION ALL
             SELECT 1, changed.id, $5::text, $3,
-                   coalesce($2 || '; its unique key `' || (SELECT key FROM holder)
-                           || '` is held by job ' || (SELECT id FROM holder)
-                           || ', so it runs without it', $2),
+                   coalesce($2 || '; ' || (SELECT __SCHEMA__.released_note(key, id) FROM holder),
+                            $2),
                    CASE WHEN $5::text = 'enqueued'
                         THEN __SCHEMA__.enqueued_data(changed.queue, NULL) ELSE '{}'::jsonb END,
                    CASE WHEN target.state = 'processing' THEN target.state_at END,
@@ -77,15 +77,14 @@ history AS (
 notified AS (
     SELECT pg_notify($4, '') FROM changed WHERE $5::text = 'enqueued'
 )
-SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0",
-);
+SELECT state FROM target WHERE (SELECT count(*) FROM notified) >= 0";
 
 /// Puts back to Awaiting the continuations a requeued parent's deletion had deleted (their last
 /// history reason starts with `$3`), down the chain. A job whose unique key another job holds
 /// comes back without it (`jobs::Unique`), its history saying so.
-pub(crate) const REARM: Template = Template::text(
-    "rearm",
-    "
+pub(crate) const REARM: Template = Template::built("rearm", || super::with_held_states(REARM_SQL));
+
+const REARM_SQL: &str = "
 WITH RECURSIVE armed (id, depth) AS (
         SELECT child.id, 1
         FROM __SCHEMA__.jobs AS child
@@ -106,7 +105,7 @@ keyed AS (
     SELECT armed.id, job.unique_key AS key,
            coalesce((SELECT other.id FROM __SCHEMA__.jobs AS other
                      WHERE other.unique_key = job.unique_key
-                       AND other.state IN ('enqueued', 'scheduled', 'awaiting', 'processing')
+                       AND other.state IN __HELD_STATES__
                      LIMIT 1),
                     nullif(first_value(armed.id) OVER (PARTITION BY job.unique_key
                                                        ORDER BY armed.depth, armed.id),
@@ -128,14 +127,12 @@ history AS (
     INSERT INTO __SCHEMA__.job_history (job_id, state, at, reason, data)
     SELECT rearmed.id, 'awaiting', $2,
            'parent job ' || rearmed.parent_id || ' was requeued'
-               || coalesce('; its unique key `' || keyed.key || '` is held by job '
-                           || keyed.holder || ', so it runs without it', ''),
+               || coalesce('; ' || __SCHEMA__.released_note(keyed.key, keyed.holder), ''),
            __SCHEMA__.awaiting_data(rearmed.parent_id)
     FROM rearmed LEFT JOIN keyed ON keyed.id = rearmed.id
     ORDER BY rearmed.depth, rearmed.id
 )
-SELECT count(*) FROM rearmed",
-);
+SELECT count(*) FROM rearmed";
 
 /// [`Storage::delete`](jobs::Storage::delete) on PostgreSQL: the change, then the release of
 /// the continuations that can no longer run (or run on any outcome), down the chain.

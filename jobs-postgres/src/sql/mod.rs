@@ -24,6 +24,15 @@ pub(crate) mod servers;
 
 use chrono::{DateTime, Utc};
 
+/// The non-final states, in which a job holds its unique key: the predicate of the index
+/// `jobs_unique_held_idx` (migration 0011), which a statement must spell alike to use it.
+pub(crate) const HELD_STATES: &str = "('enqueued', 'scheduled', 'awaiting', 'processing')";
+
+/// `sql` with `__HELD_STATES__` replaced by [`HELD_STATES`].
+pub(crate) fn with_held_states(sql: &str) -> String {
+    sql.replace("__HELD_STATES__", HELD_STATES)
+}
+
 /// A time Postgres can store: chrono reaches further into the past than `timestamptz`
 /// (4713 BC), so "before the beginning of time" (a retention longer than history) is clamped.
 pub(crate) fn ts(at: DateTime<Utc>) -> DateTime<Utc> {
