@@ -55,17 +55,7 @@ async fn history_states(storage: &PostgresStorage, id: JobId) -> Vec<JobState> {
 }
 
 fn job(name: &str) -> NewJob {
-    NewJob {
-        name: name.to_owned(),
-        queue: "default".to_owned(),
-        priority: jobs::DEFAULT_PRIORITY,
-        args: "{}".to_owned(),
-        initial: InitialState::Enqueued,
-        recurring: None,
-        unique: None,
-        mutex: None,
-        limited: false,
-    }
+    NewJob::plain(name, "default", "{}", InitialState::Enqueued)
 }
 
 #[tokio::test]

@@ -16,17 +16,12 @@ use jobs_postgres::{PostgresError, PostgresStorage};
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn job(name: &str, queue: &str) -> NewJob {
-    NewJob {
-        name: name.to_owned(),
-        queue: queue.to_owned(),
-        priority: jobs::DEFAULT_PRIORITY,
-        args: format!(r#"{{"name":"{name}"}}"#),
-        initial: InitialState::Enqueued,
-        recurring: None,
-        unique: None,
-        mutex: None,
-        limited: false,
-    }
+    NewJob::plain(
+        name,
+        queue,
+        &format!(r#"{{"name":"{name}"}}"#),
+        InitialState::Enqueued,
+    )
 }
 
 async fn fetch(storage: &dyn Storage, server: &str, queues: &[&str], limit: usize) -> Vec<JobId> {

@@ -234,17 +234,7 @@ type Form<'a> = Vec<(&'a str, &'a str)>;
 // ---- fixtures -----------------------------------------------------------------------------------
 
 fn new_job(name: &str, queue: &str, args: &str, initial: InitialState) -> NewJob {
-    NewJob {
-        name: name.to_owned(),
-        queue: queue.to_owned(),
-        priority: jobs::DEFAULT_PRIORITY,
-        args: args.to_owned(),
-        initial,
-        recurring: None,
-        unique: None,
-        mutex: None,
-        limited: false,
-    }
+    NewJob::plain(name, queue, args, initial)
 }
 
 async fn enqueue(storage: &MemoryStorage, name: &str, queue: &str, args: &str) -> JobId {

@@ -12,17 +12,7 @@ use jobs_postgres::{PostgresError, PostgresOptions, PostgresStorage};
 use postgres_support::*;
 
 fn new_job(name: &str, args: &str) -> NewJob {
-    NewJob {
-        name: name.to_owned(),
-        queue: "default".to_owned(),
-        priority: jobs::DEFAULT_PRIORITY,
-        args: args.to_owned(),
-        initial: InitialState::Enqueued,
-        recurring: None,
-        unique: None,
-        mutex: None,
-        limited: false,
-    }
+    NewJob::plain(name, "default", args, InitialState::Enqueued)
 }
 
 fn last_reason(record: &JobRecord) -> String {

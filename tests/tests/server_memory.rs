@@ -580,17 +580,7 @@ async fn timeout_fails_the_attempt() {
 async fn unknown_job_name_and_bad_arguments_fail_clearly() {
     let storage = MemoryStorage::new();
     let client = Client::new(storage.clone());
-    let raw = |name: &str, args: &str| NewJob {
-        name: name.into(),
-        queue: "default".into(),
-        priority: jobs::DEFAULT_PRIORITY,
-        args: args.into(),
-        initial: InitialState::Enqueued,
-        recurring: None,
-        unique: None,
-        mutex: None,
-        limited: false,
-    };
+    let raw = |name: &str, args: &str| NewJob::plain(name, "default", args, InitialState::Enqueued);
     let ids = client
         .storage()
         .enqueue(

@@ -58,16 +58,13 @@ pub async fn enqueue_records(storage: &PostgresStorage, count: usize) -> Vec<Job
     for chunk in all.chunks(5000) {
         let jobs = chunk
             .iter()
-            .map(|n| NewJob {
-                name: "record".to_owned(),
-                queue: "default".to_owned(),
-                priority: jobs::DEFAULT_PRIORITY,
-                args: format!(r#"{{"n":{n}}}"#),
-                initial: InitialState::Enqueued,
-                recurring: None,
-                unique: None,
-                mutex: None,
-                limited: false,
+            .map(|n| {
+                NewJob::plain(
+                    "record",
+                    "default",
+                    &format!(r#"{{"n":{n}}}"#),
+                    InitialState::Enqueued,
+                )
             })
             .collect();
         ids.extend(

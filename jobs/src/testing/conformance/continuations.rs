@@ -7,8 +7,8 @@ use crate::job::{JobId, JobState};
 use crate::storage::*;
 
 use super::{
-    at, child, complete, enqueue, error_data, fetch, fetch_from, ids, job, record, state,
-    succeeded, t0, SERVER,
+    at, child, complete, enqueue, error_data, fetch, fetch_from, ids, job, last_reason, record,
+    state, succeeded, t0, SERVER,
 };
 
 /// A continuation waits, then is enqueued with its parent's result when the parent succeeds.
@@ -66,11 +66,7 @@ pub async fn continuation_delete_cascades(storage: Arc<dyn Storage>) {
     for kid in [first, second] {
         let record = record(storage, kid).await;
         assert_eq!(record.state, JobState::Deleted);
-        let reason = record
-            .history
-            .last()
-            .and_then(|e| e.reason.clone())
-            .unwrap_or_default();
+        let reason = last_reason(&record).unwrap_or_default();
         assert!(
             reason.starts_with("continuation condition not met"),
             "reason: {reason}"
@@ -362,17 +358,16 @@ pub async fn continuation_reasons_are_the_same_everywhere(storage: Arc<dyn Stora
     .await[0];
     fetch(storage, 1).await;
     complete(storage, parent, SERVER, at(2), succeeded(None)).await;
-    let last_reason = |record: JobRecord| record.history.last().and_then(|e| e.reason.clone());
     assert_eq!(
-        last_reason(record(storage, kids[0]).await),
+        last_reason(&record(storage, kids[0]).await),
         Some(ContinuationReason::released(parent, JobState::Succeeded))
     );
     assert_eq!(
-        last_reason(record(storage, kids[1]).await),
+        last_reason(&record(storage, kids[1]).await),
         Some(ContinuationReason::not_met(parent, JobState::Succeeded))
     );
     assert_eq!(
-        last_reason(record(storage, grandchild).await),
+        last_reason(&record(storage, grandchild).await),
         Some(ContinuationReason::not_met(kids[1], JobState::Deleted))
     );
     assert!(storage
@@ -380,11 +375,11 @@ pub async fn continuation_reasons_are_the_same_everywhere(storage: Arc<dyn Stora
         .await
         .expect("requeue"));
     assert_eq!(
-        last_reason(record(storage, kids[1]).await),
+        last_reason(&record(storage, kids[1]).await),
         Some(ContinuationReason::rearmed(parent))
     );
     assert_eq!(
-        last_reason(record(storage, grandchild).await),
+        last_reason(&record(storage, grandchild).await),
         Some(ContinuationReason::rearmed(kids[1]))
     );
 }

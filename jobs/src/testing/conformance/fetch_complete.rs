@@ -9,8 +9,8 @@ use crate::job::{JobId, JobState};
 use crate::storage::*;
 
 use super::{
-    at, complete, enqueue, error_data, fetch, fetch_from, ids, job, record, state, states,
-    succeeded, t0, OTHER, SERVER,
+    at, complete, enqueue, error_data, fetch, fetch_from, ids, job, last_reason, record, state,
+    states, succeeded, t0, OTHER, SERVER,
 };
 
 /// Many fetchers at once never claim one job twice, and claim every job.
@@ -133,10 +133,7 @@ pub async fn completion_after_delete_keeps_deleted(storage: Arc<dyn Storage>) {
     complete(storage, id, SERVER, at(3), succeeded(None)).await;
     let record = record(storage, id).await;
     assert_eq!(record.state, JobState::Deleted);
-    assert_eq!(
-        record.history.last().and_then(|e| e.reason.as_deref()),
-        Some("deleted by a user")
-    );
+    assert_eq!(last_reason(&record).as_deref(), Some("deleted by a user"));
 }
 
 /// Exhausted retries end Failed or Deleted, with the error recorded.

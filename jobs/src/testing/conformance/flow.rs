@@ -156,10 +156,7 @@ pub async fn a_job_back_from_a_final_state_does_not_take_a_held_key(storage: Arc
     );
     assert_eq!(requeued.unique_key, None);
     assert_eq!(
-        requeued
-            .history
-            .last()
-            .and_then(|entry| entry.reason.clone()),
+        last_reason(&requeued),
         Some(format!(
             "requeued by hand; {}",
             Uniqueness::released_note("digest:1", holder.id)
@@ -178,10 +175,7 @@ pub async fn a_job_back_from_a_final_state_does_not_take_a_held_key(storage: Arc
     let alone_record = record(s, alone).await;
     assert_eq!(alone_record.unique_key.as_deref(), Some("digest:2"));
     assert_eq!(
-        alone_record
-            .history
-            .last()
-            .and_then(|entry| entry.reason.clone()),
+        last_reason(&alone_record),
         Some("requeued by hand".to_owned())
     );
 
@@ -211,10 +205,7 @@ pub async fn a_job_back_from_a_final_state_does_not_take_a_held_key(storage: Arc
     assert_eq!(rearmed.state, JobState::Awaiting);
     assert_eq!(rearmed.unique_key, None);
     assert_eq!(
-        rearmed
-            .history
-            .last()
-            .and_then(|entry| entry.reason.clone()),
+        last_reason(&rearmed),
         Some(format!(
             "parent job {parent} was requeued; {}",
             Uniqueness::released_note("kid:1", kid_holder.id)

@@ -140,17 +140,12 @@ fn at(seconds: i64) -> DateTime<Utc> {
 }
 
 fn job(name: &str, queue: &str) -> NewJob {
-    NewJob {
-        name: name.to_owned(),
-        queue: queue.to_owned(),
-        priority: crate::job::DEFAULT_PRIORITY,
-        args: format!(r#"{{"name":"{name}"}}"#),
-        initial: InitialState::Enqueued,
-        recurring: None,
-        unique: None,
-        mutex: None,
-        limited: false,
-    }
+    NewJob::plain(
+        name,
+        queue,
+        &format!(r#"{{"name":"{name}"}}"#),
+        InitialState::Enqueued,
+    )
 }
 
 fn child(name: &str, parent: JobId, on: ContinueOn) -> NewJob {
@@ -231,6 +226,11 @@ async fn record(storage: &dyn Storage, id: JobId) -> JobRecord {
 
 async fn state(storage: &dyn Storage, id: JobId) -> JobState {
     record(storage, id).await.state
+}
+
+/// The reason of the job's last history entry.
+fn last_reason(record: &JobRecord) -> Option<String> {
+    record.history.last().and_then(|entry| entry.reason.clone())
 }
 
 fn states(record: &JobRecord) -> Vec<JobState> {

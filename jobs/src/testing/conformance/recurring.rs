@@ -115,9 +115,6 @@ pub async fn recurring_claim_is_atomic(storage: Arc<dyn Storage>) {
                         id: "hourly".into(),
                         occurrence: at(3600),
                     }),
-                    unique: None,
-                    mutex: None,
-                    limited: false,
                     ..job("report", "default")
                 }),
                 note: None,

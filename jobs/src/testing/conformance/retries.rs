@@ -6,7 +6,8 @@ use crate::job::JobState;
 use crate::storage::*;
 
 use super::{
-    at, complete, enqueue, error_data, fetch, fetch_from, ids, job, record, state, SERVER,
+    at, complete, enqueue, error_data, fetch, fetch_from, ids, job, last_reason, record, state,
+    SERVER,
 };
 
 /// A retry is Scheduled with its reason, counts the failure, and is enqueued at its time.
@@ -35,10 +36,7 @@ pub async fn retry_schedules_then_promotes(storage: Arc<dyn Storage>) {
         scheduled.error.as_ref().map(|e| e.message.as_str()),
         Some("boom")
     );
-    assert_eq!(
-        scheduled.history.last().and_then(|e| e.reason.clone()),
-        Some(reason)
-    );
+    assert_eq!(last_reason(&scheduled), Some(reason));
     assert_eq!(
         storage
             .promote_scheduled(at(31), 100)

@@ -7,8 +7,8 @@ use crate::job::JobState;
 use crate::storage::*;
 
 use super::{
-    at, complete, enqueue, fetch, fetch_from, ids, job, queues, record, state, succeeded, t0,
-    OTHER, SERVER,
+    at, complete, enqueue, fetch, fetch_from, ids, job, last_reason, queues, record, state,
+    succeeded, t0, OTHER, SERVER,
 };
 
 /// A job whose lease lapsed (its server died) goes back to its queue, once.
@@ -44,7 +44,7 @@ pub async fn lapsed_lease_is_rescued(storage: Arc<dyn Storage>) {
     let record = record(storage, created[0]).await;
     assert_eq!(record.state, JobState::Enqueued);
     assert_eq!(
-        record.history.last().and_then(|e| e.reason.clone()),
+        last_reason(&record),
         Some(MaintenanceReason::rescued(SERVER))
     );
     // It is taken again, ahead of the job behind it; the dead server's completion is ignored.
