@@ -132,6 +132,13 @@ fn leave(key: String) {
     }
 }
 
+/// Counts a job of `key` as running for `ms` milliseconds.
+async fn occupy(key: String, ms: u64) {
+    enter(key.clone());
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    leave(key);
+}
+
 fn most(key: &str) -> u32 {
     let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
     running.get(key).map_or(0, |entry| entry.1)
@@ -140,25 +147,19 @@ fn most(key: &str) -> u32 {
 #[job(queue = "ledger", mutex = "account-{account}")]
 async fn rebuild(account: u32, n: u32) {
     let _ = n;
-    enter(format!("account-{account}"));
-    tokio::time::sleep(Duration::from_millis(3)).await;
-    leave(format!("account-{account}"));
+    occupy(format!("account-{account}"), 3).await;
 }
 
 #[job(queue = "partner")]
 async fn partner_call(n: u32) {
     let _ = n;
-    enter("partner".into());
-    tokio::time::sleep(Duration::from_millis(3)).await;
-    leave("partner".into());
+    occupy("partner".into(), 3).await;
 }
 
 #[job(queue = "solo")]
 async fn solo_call(n: u32) {
     let _ = n;
-    enter("solo".into());
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    leave("solo".into());
+    occupy("solo".into(), 2).await;
 }
 
 #[job(queue = "mail")]
