@@ -87,6 +87,8 @@ pub(crate) struct Database {
     pub(crate) query_timeout: Duration,
     /// Pooled connections older than the last timed-out operation (see `bounded`).
     pub(crate) suspect: Arc<Suspect>,
+    /// The queue shares this process's servers hold (`shares.rs`).
+    pub(crate) shares: crate::shares::Shares,
 }
 
 impl Drop for Database {
@@ -129,6 +131,7 @@ impl Database {
             vacuum_failed: std::sync::atomic::AtomicBool::new(false),
             query_timeout,
             suspect,
+            shares: crate::shares::Shares::default(),
         }
     }
 

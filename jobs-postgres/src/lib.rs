@@ -95,6 +95,8 @@ mod sql;
 mod storage;
 // Decoding of a job row and its history, shared by the operations that read jobs back.
 mod row;
+// The queue shares this process's servers hold under their queues' limits.
+mod shares;
 // What the operations run on: the pool, the schema's statements, where a statement runs.
 mod database;
 // Time bounds of the connections.

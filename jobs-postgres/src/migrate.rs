@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "priority", "0009_priority"),
     migration!(10, "flow", "0010_flow"),
     migration!(11, "flow_speed", "0011_flow_speed"),
+    migration!(12, "queue_shares", "0012_queue_shares"),
 ];
 
 /// The newest schema version this crate knows.

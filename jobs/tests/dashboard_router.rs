@@ -266,6 +266,7 @@ async fn claim_one(storage: &MemoryStorage, server: &str, queue: &str) -> Vec<Fe
             server_id: server,
             queues: &[queue.to_owned()],
             limit: 1,
+            capacity: 1,
             now,
             lease_until: now + TimeDelta::minutes(5),
             flow: false,

@@ -67,6 +67,9 @@ pub(crate) async fn fetch(
     if request.flow {
         return super::flow::fetch_flow(storage, &queues, &request).await;
     }
+    // Shares this server held (its queues had limits a moment ago) end: this path counts
+    // nothing.
+    super::shares::release(storage, request.server_id, request.now).await?;
     let rows = storage
         .query(
             "fetch",

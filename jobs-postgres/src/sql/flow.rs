@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use jobs::storage::{FetchRequest, FetchedJob};
 use jobs::{JobLimits, QueueInfo, QueueLimits, QueueSettings, Rate, Result};
 use tokio_postgres::Row;
@@ -29,45 +31,21 @@ pub(crate) const GATED_QUEUES: Template = Template::text(
 SELECT DISTINCT queue FROM __SCHEMA__.jobs WHERE state = 'enqueued' AND gated ORDER BY queue",
 );
 
-/// Pauses or resumes a queue (its limits kept); a resumed queue wakes the servers.
+/// Pauses or resumes a queue (its limits kept; `set_queue_paused`, migration 0012): its shares
+/// end and its claims are made again; a resumed queue wakes the servers.
 pub(crate) const SET_QUEUE_PAUSED: Template = Template::text(
     "set queue paused",
-    "
-WITH saved AS (
-    INSERT INTO __SCHEMA__.queue_settings (queue, paused) VALUES ($1, $2)
-    ON CONFLICT (queue) DO UPDATE SET paused = excluded.paused
-    RETURNING queue
-)
-SELECT pg_notify($3, '') FROM saved WHERE NOT $2",
+    "SELECT __SCHEMA__.set_queue_paused($1::text, $2::boolean, $3::timestamptz, $4::text)",
 );
 
-/// Replaces a queue's limits (its paused state kept; the rate window restarts when the rate
-/// changes) and wakes the servers. The queue's jobs already Processing (started by plain
-/// fetches before the limits) become the claims its concurrency limit counts.
+/// Replaces a queue's limits (its paused state kept; the rate window restarts when the period
+/// changes; `set_queue_limits`, migration 0012) and wakes the servers. Its shares end, and its
+/// running jobs become the claims its concurrency limit counts.
 pub(crate) const SET_QUEUE_LIMITS: Template = Template::text(
     "set queue limits",
     "
-WITH running AS MATERIALIZED (
-    SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids,
-           coalesce(array_agg(state_at ORDER BY id), '{}') AS ats,
-           coalesce(array_agg(pg_current_xact_id()), '{}') AS xids
-    FROM __SCHEMA__.jobs WHERE state = 'processing' AND queue = $1
-),
-saved AS (
-    INSERT INTO __SCHEMA__.queue_settings (queue, concurrency, rate_count, rate_period_ms,
-                                          claims, claims_at, claims_xid)
-    SELECT $1, $2, $3, $4, running.ids, running.ats, running.xids FROM running
-    ON CONFLICT (queue) DO UPDATE
-    SET concurrency = excluded.concurrency, rate_count = excluded.rate_count,
-        rate_period_ms = excluded.rate_period_ms,
-        rate_window = CASE WHEN queue_settings.rate_period_ms
-                                IS NOT DISTINCT FROM excluded.rate_period_ms
-                           THEN queue_settings.rate_window END,
-        claims = excluded.claims, claims_at = excluded.claims_at,
-        claims_xid = excluded.claims_xid
-    RETURNING queue
-)
-SELECT pg_notify($5, '') FROM saved",
+SELECT __SCHEMA__.set_queue_limits($1::text, $2::integer, $3::integer, $4::bigint,
+                                   $5::timestamptz, $6::text)",
 );
 
 /// Stores job kinds' limits: `$1` names, `$2` concurrency, `$3` rate count, `$4` rate period;
@@ -187,9 +165,10 @@ pub(crate) async fn set_queue_paused(storage: &Database, queue: &str, paused: bo
         .query(
             "set queue paused",
             &storage.statement(&SET_QUEUE_PAUSED),
-            &[&queue, &paused, &storage.channel],
+            &[&queue, &paused, &ts(Utc::now()), &storage.channel],
         )
         .await?;
+    storage.shares.forget_all();
     if !paused {
         storage.wake();
     }
@@ -212,10 +191,12 @@ pub(crate) async fn set_queue_limits(
                 &limits.concurrency.map(int),
                 &count,
                 &period,
+                &ts(Utc::now()),
                 &storage.channel,
             ],
         )
         .await?;
+    storage.shares.forget_all();
     storage.wake();
     Ok(())
 }
@@ -271,31 +252,44 @@ pub(crate) async fn queues(storage: &Database) -> Result<Vec<QueueInfo>> {
     Ok(queues.into_values().collect())
 }
 
-/// The flow-controlled [`Storage::fetch`](jobs::Storage::fetch) on PostgreSQL.
+/// The limited fetch by [`FETCH_LIMITED`]: counting a queue's claims on every fetch.
+pub(crate) async fn fetch_limited(
+    storage: &Database,
+    queues: &[&str],
+    request: &FetchRequest<'_>,
+) -> Result<Vec<FetchedJob>> {
+    let rows = storage
+        .query(
+            "fetch",
+            &storage.statement(&FETCH_LIMITED),
+            &[
+                &queues,
+                &super::big(request.limit),
+                &request.server_id,
+                &ts(request.now),
+                &ts(request.lease_until),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(super::fetch::fetched_job)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The flow-controlled [`Storage::fetch`](jobs::Storage::fetch) on PostgreSQL: under queue
+/// shares or by [`FETCH_LIMITED`] for a server whose queues hold no gated job
+/// (`sql/shares.rs`), else by [`FETCH_FLOW`].
 pub(crate) async fn fetch_flow(
     storage: &Database,
     queues: &[&str],
     request: &FetchRequest<'_>,
 ) -> Result<Vec<FetchedJob>> {
     if !request.gated {
-        let rows = storage
-            .query(
-                "fetch",
-                &storage.statement(&FETCH_LIMITED),
-                &[
-                    &queues,
-                    &super::big(request.limit),
-                    &request.server_id,
-                    &ts(request.now),
-                    &ts(request.lease_until),
-                ],
-            )
-            .await?;
-        return Ok(rows
-            .iter()
-            .map(super::fetch::fetched_job)
-            .collect::<Result<Vec<_>, _>>()?);
+        return super::shares::fetch(storage, queues, request).await;
     }
+    // Gated jobs are counted by `fetch_flow` alone: a share this server held ends first.
+    super::shares::release(storage, request.server_id, request.now).await?;
     let scan = i32::try_from(jobs::storage::scan_bound(request.limit)).unwrap_or(i32::MAX);
     let limit = i32::try_from(request.limit).unwrap_or(i32::MAX);
     let rows = storage

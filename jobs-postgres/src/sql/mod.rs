@@ -21,6 +21,7 @@ pub(crate) mod read;
 pub(crate) mod recurring;
 pub(crate) mod release;
 pub(crate) mod servers;
+pub(crate) mod shares;
 
 use chrono::{DateTime, Utc};
 

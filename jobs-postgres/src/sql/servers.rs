@@ -20,9 +20,17 @@ SET queues = excluded.queues, workers = excluded.workers, started_at = excluded.
     heartbeat_at = excluded.heartbeat_at",
 );
 
+/// Records a server's heartbeat and renews the queue shares it holds (those not yet lapsed),
+/// each by its lease: a share lasts while its server lives, as its jobs' leases do.
 pub(crate) const HEARTBEAT: Template = Template::text(
     "heartbeat",
-    "UPDATE __SCHEMA__.servers SET heartbeat_at = $2 WHERE id = $1",
+    "
+WITH renewed AS (
+    UPDATE __SCHEMA__.queue_shares
+    SET until = $2 + lease_ms * interval '1 millisecond'
+    WHERE server_id = $1 AND until > $2
+)
+UPDATE __SCHEMA__.servers SET heartbeat_at = $2 WHERE id = $1",
 );
 
 pub(crate) const UNREGISTER_SERVER: Template = Template::text(
@@ -81,6 +89,9 @@ pub(crate) async fn heartbeat(
 
 /// [`Storage::unregister_server`](jobs::Storage::unregister_server) on PostgreSQL.
 pub(crate) async fn unregister_server(storage: &Database, server_id: &str) -> Result<()> {
+    // A stopped server's jobs are done or handed back; its shares end now rather than when
+    // they lapse.
+    super::shares::release_all(storage, server_id, Utc::now()).await?;
     storage
         .execute(
             "unregister server",

@@ -66,6 +66,7 @@ pub(crate) async fn run(
             server_id: &shared.server_id,
             queues: &shared.config.queues,
             limit: permits.num_permits(),
+            capacity,
             now,
             lease_until: clock::add(now, shared.config.lease),
             flow,

@@ -261,6 +261,11 @@ pub struct FetchRequest<'a> {
     pub queues: &'a [String],
     /// At most this many jobs.
     pub limit: usize,
+    /// The most jobs the server holds at once, running and fetched ahead (its workers and
+    /// buffer; at least `limit`). A storage may reserve that much room under a queue's limits
+    /// once, rather than counting on every fetch, as PostgreSQL does when the limits leave
+    /// room for it.
+    pub capacity: usize,
     /// The current time.
     pub now: DateTime<Utc>,
     /// The lease's end; kept alive by `keep_alive` while the job runs.

@@ -199,6 +199,7 @@ async fn fetch_as(
             server_id: server,
             queues: &queues,
             limit,
+            capacity: limit,
             now,
             lease_until: now + TimeDelta::seconds(60),
             flow,

@@ -21,6 +21,7 @@ pub async fn lapsed_lease_is_rescued(storage: Arc<dyn Storage>) {
             server_id: SERVER,
             queues: &queue,
             limit: 1,
+            capacity: 1,
             now: at(0),
             lease_until: at(10),
             flow: false,
