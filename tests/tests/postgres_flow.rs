@@ -162,6 +162,12 @@ async fn solo_call(n: u32) {
     occupy("solo".into(), 2).await;
 }
 
+#[job(queue = "wide")]
+async fn wide_call(n: u32) {
+    let _ = n;
+    occupy("wide".into(), 5).await;
+}
+
 #[job(queue = "mail")]
 async fn mail(n: u32) {
     let _ = n;
@@ -245,6 +251,46 @@ async fn a_queue_limit_holds_across_four_servers_fetching_by_one_statement() {
         server.shutdown().await.expect("shutdown");
     }
     assert_eq!(most("solo"), 2, "two at once, never more");
+    schema.teardown().await;
+}
+
+/// A limit with room for one server's whole capacity: that server reserves a share and
+/// fetches under it, the others count it, and the limit holds across all four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_limit_holds_across_servers_fetching_under_shares_and_by_the_limit() {
+    let schema = schema().await;
+    let client = Client::new(schema.storage().clone());
+    client
+        .set_queue_limits("wide", QueueLimits::new().concurrency(20))
+        .await
+        .expect("limits");
+    let calls: Vec<WideCall> = (0..600).map(WideCall::new).collect();
+    client.enqueue_many(&calls).await.expect("enqueue");
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        servers.push(server(storage_for(&schema).await, &["wide"]).await);
+    }
+    let storage = schema.storage();
+    let shares = format!("SELECT count(*) FROM {}.queue_shares", schema.schema());
+    eventually(
+        "a server to hold a share",
+        Duration::from_secs(60),
+        || async {
+            let client = storage.pool().get().await.expect("connection");
+            let row = client.query_one(&shares, &[]).await.expect("shares");
+            row.get::<_, i64>(0) > 0
+        },
+    )
+    .await;
+    eventually("every job to succeed", Duration::from_secs(120), || async {
+        count_in(storage, JobState::Succeeded).await == 600
+    })
+    .await;
+    for server in servers {
+        server.shutdown().await.expect("shutdown");
+    }
+    let most = most("wide");
+    assert!(most <= 20, "{most} ran at once under a limit of 20");
     schema.teardown().await;
 }
 
