@@ -309,6 +309,15 @@ impl FromStr for Rate {
 /// Processing at once, at most `rate` started per window. Set with
 /// [`Client::set_queue_limits`](crate::Client::set_queue_limits) or on the dashboard's Queues
 /// page; an empty `QueueLimits` removes them.
+///
+/// A storage may count a server's jobs by the room it reserves rather than one by one
+/// ([`FetchRequest::capacity`](crate::storage::FetchRequest::capacity)): PostgreSQL lets a
+/// server whose queues' limits have room for all it can hold at once (workers and buffer)
+/// reserve that room, and counts it as running until the server hands it back (when it stops,
+/// when the settings change, or when the limit no longer has room for it). So a limit near
+/// the servers' capacity may leave some of its slots unused for a moment, never more jobs
+/// running than it allows; and a rate's starts reserved by a server and not used by the end of
+/// their window lapse with it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueLimits {
     /// At most this many Processing at once.
