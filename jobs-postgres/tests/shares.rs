@@ -160,6 +160,12 @@ async fn a_crashed_servers_share_lapses_with_its_lease_and_a_heartbeat_renews_a_
     // (its job's lease has lapsed too).
     let lapsed = now + TimeDelta::seconds(111);
     assert_eq!(fetch(storage, "b", 4, 4, lapsed).await, 4);
+    // The maintenance that removes dead servers removes lapsed shares too; b's stays.
+    storage
+        .remove_dead_servers(lapsed)
+        .await
+        .expect("remove dead servers");
+    assert_eq!(shares(&schema).await, vec![("b".to_owned(), 4)]);
     schema.teardown().await;
 }
 

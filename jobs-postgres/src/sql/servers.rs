@@ -38,9 +38,15 @@ pub(crate) const UNREGISTER_SERVER: Template = Template::text(
     "DELETE FROM __SCHEMA__.servers WHERE id = $1",
 );
 
+/// Removes the servers whose last heartbeat is before `$1`, and the queue shares that lapsed
+/// before it (no fetch counts them any more; they would only pile up).
 pub(crate) const REMOVE_DEAD_SERVERS: Template = Template::text(
     "remove dead servers",
-    "DELETE FROM __SCHEMA__.servers WHERE heartbeat_at < $1",
+    "
+WITH lapsed AS (
+    DELETE FROM __SCHEMA__.queue_shares WHERE until < $1
+)
+DELETE FROM __SCHEMA__.servers WHERE heartbeat_at < $1",
 );
 
 pub(crate) const SERVERS: Template = Template::text(
