@@ -193,7 +193,12 @@ BEGIN
 END
 $$;
 
--- The limited fetches count the live shares of a queue as running (`shared`).
+-- The limited fetches count the live shares of a queue as running (`shared`). `fetch_flow`
+-- also reads `flow_claims` through its primary key only (`enable_seqscan = off`): the table
+-- holds a few live rows among every claim made since its last vacuum (one row inserted and
+-- deleted per gated job, thousands a second, and autovacuum comes once a minute), and a
+-- sequential scan read all of them twice per fetch, while an index scan skips the dead ones
+-- once it has marked them.
 CREATE OR REPLACE FUNCTION __SCHEMA__.fetch_limited(queues text[], lim bigint, server text,
                                          now timestamptz, lease timestamptz)
 RETURNS TABLE (id bigint, name text, queue text, args text, retry_count integer,
@@ -329,6 +334,7 @@ RETURNS TABLE (id bigint, name text, queue text, args text, retry_count integer,
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_generic_plan
 SET jit = off
+SET enable_seqscan = off
 AS $$
 DECLARE
     q text;
