@@ -992,3 +992,75 @@ async fn a_unique_key_enqueued_in_a_transaction_is_held_until_it_commits() {
     drop(client);
     schema.teardown().await;
 }
+
+/// A requeue racing an enqueue of its job's unique key: the enqueue, in a transaction, inserts
+/// the key after the requeue's snapshot, so the requeue's update meets it in the unique index
+/// and waits; when the enqueue commits, the requeue tries again, sees the holder, and brings
+/// its job back without the key (no storage error).
+#[tokio::test]
+async fn a_requeue_racing_an_enqueue_of_its_key_comes_back_without_it() {
+    let schema = TestSchema::new().await;
+    let storage = schema.storage().clone();
+    let first = storage
+        .enqueue(vec![unique_job("first", "race-key")], Utc::now())
+        .await
+        .expect("enqueue")[0]
+        .id;
+    assert_eq!(fetch(&storage, "s", &["default"], 1).await, vec![first]);
+    succeed(&storage, "s", &[first]).await;
+
+    let mut client = storage.pool().get().await.expect("connection");
+    let tx = client.transaction().await.expect("begin");
+    let second = storage
+        .enqueue_new_tx(&tx, vec![unique_job("second", "race-key")], Utc::now())
+        .await
+        .expect("enqueue in tx")[0];
+    assert!(!second.duplicate);
+    let other = storage.clone();
+    let requeue =
+        tokio::spawn(async move { other.requeue(first, "requeued by hand", Utc::now()).await });
+    let observer = storage.pool().get().await.expect("connection");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted
+                   AND pid IN (SELECT pid FROM pg_stat_activity WHERE application_name = $1)",
+                &[&schema.application_name()],
+            )
+            .await
+            .expect("pg_locks")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(!requeue.is_finished(), "the requeue did not meet the key");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the requeue never waited for the enqueue's transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tx.commit().await.expect("commit");
+    assert!(requeue.await.expect("task").expect("requeue"));
+
+    let record = storage.job(first).await.expect("job").expect("first");
+    assert_eq!(record.state, JobState::Enqueued);
+    assert_eq!(record.unique_key, None);
+    let reason = record.history.last().and_then(|entry| entry.reason.clone());
+    assert_eq!(
+        reason.as_deref(),
+        Some(
+            format!(
+                "requeued by hand; {}",
+                jobs::Uniqueness::released_note("race-key", second.id)
+            )
+            .as_str()
+        )
+    );
+    let holder = storage.job(second.id).await.expect("job").expect("second");
+    assert_eq!(holder.unique_key.as_deref(), Some("race-key"));
+    drop(observer);
+    drop(client);
+    schema.teardown().await;
+}

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use jobs::storage::CONTINUATION_NOT_MET;
 use jobs::{Error, JobId, JobState, Result};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::release::Released;
@@ -156,6 +157,38 @@ pub(crate) async fn requeue(
     change(storage, id, reason, now, JobState::Enqueued).await
 }
 
+/// How many times a requeue tries when a concurrent enqueue takes its job's unique key.
+const MAX_REQUEUE_ATTEMPTS: u32 = 3;
+
+/// Whether `error` is a requeued (or re-armed) job's unique key taken by an enqueue that
+/// committed after the requeue's snapshot: the next attempt sees that holder, and the job
+/// comes back without the key.
+fn key_taken_meanwhile(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && error.as_db_error().and_then(|db| db.constraint()) == Some("jobs_unique_held_idx")
+}
+
+/// The requeue's change and re-arming in `tx`; the job's row before (none: no such job).
+async fn requeue_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    change: &tokio_postgres::Statement,
+    change_params: &[&(dyn ToSql + Sync)],
+    rearm: &tokio_postgres::Statement,
+    id: JobId,
+    now: DateTime<Utc>,
+) -> Result<Option<tokio_postgres::Row>, tokio_postgres::Error> {
+    let target = tx.query_opt(change, change_params).await?;
+    let changed = target
+        .as_ref()
+        .and_then(|row| row.try_get::<_, String>("state").ok())
+        .is_some_and(|previous| previous != JobState::Enqueued.as_str());
+    if changed {
+        tx.query(rearm, &[&id.0, &now, &CONTINUATION_NOT_MET])
+            .await?;
+    }
+    Ok(target)
+}
+
 /// Moves job `id` to `to` (Deleted or Enqueued) in one transaction with what that does to its
 /// continuations. `Ok(false)`: it was in that state already.
 async fn change(
@@ -183,7 +216,6 @@ async fn change(
             db.prepare(operation, &storage.statement(follow_up)).await?,
         )
     };
-    let tx = client.transaction().await.map_err(failed)?;
     let state = to.as_str();
     let change_params: [&(dyn ToSql + Sync); 5] = [&id.0, &reason, &now, &storage.channel, &state];
     let previous = |target: Option<tokio_postgres::Row>| -> Result<String> {
@@ -191,21 +223,27 @@ async fn change(
         Ok(row::column(&target, "state", &|| format!("job {id}"))?)
     };
     if to == JobState::Enqueued {
-        let previous = previous(
-            tx.query_opt(&change, &change_params)
-                .await
-                .map_err(failed)?,
-        )?;
-        if previous == state {
+        let mut attempt = 1;
+        let target = loop {
+            let tx = client.transaction().await.map_err(failed)?;
+            match requeue_in(&tx, &change, &change_params, &follow_up, id, now).await {
+                Ok(target) => {
+                    tx.commit().await.map_err(failed)?;
+                    break target;
+                }
+                Err(error) if attempt < MAX_REQUEUE_ATTEMPTS && key_taken_meanwhile(&error) => {
+                    attempt += 1;
+                }
+                Err(error) => return Err(failed(error).into()),
+            }
+        };
+        if previous(target)? == state {
             return Ok(false);
         }
-        tx.query(&follow_up, &[&id.0, &now, &CONTINUATION_NOT_MET])
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
         storage.wake();
         return Ok(true);
     }
+    let tx = client.transaction().await.map_err(failed)?;
     // The release reads the deletion's effect: the two are pipelined in one transaction.
     let parents = [id.0];
     let parents = &parents[..];
