@@ -47,10 +47,14 @@ pub(crate) async fn run(
         };
         if busy {
             // The queue had more than the last fetch took: let half the claims free up (a
-            // short wait, one wake-up) rather than paying a round trip for a few jobs.
-            claims
-                .wait_for(&mut permits, capacity / 2, BATCH_WAIT)
-                .await;
+            // short wait, one wake-up) rather than paying a round trip for a few jobs; all of
+            // them with flow control, whose fetch costs more than the plain one.
+            let wanted = if shared.flow.on() {
+                capacity
+            } else {
+                capacity / 2
+            };
+            claims.wait_for(&mut permits, wanted, BATCH_WAIT).await;
         }
         // With flow control, a fetch may come back empty because every slot is taken: wait
         // for this server's next completions too (taken before the fetch, so ones recorded
