@@ -70,13 +70,25 @@ pub(crate) async fn fetch(
     // Shares this server held (its queues had limits a moment ago) end: this path counts
     // nothing.
     super::shares::release(storage, request.server_id, request.now).await?;
+    claim(storage, &FETCH, &queues, request.limit, &request).await
+}
+
+/// Runs a fetch statement that takes the served queues, at most `limit` jobs, the server, the
+/// time and the lease (`FETCH`, `FETCH_LIMITED`, `FETCH_SHARED`), and reads the jobs it claimed.
+pub(crate) async fn claim(
+    storage: &Database,
+    statement: &Template,
+    queues: &[&str],
+    limit: usize,
+    request: &FetchRequest<'_>,
+) -> Result<Vec<FetchedJob>> {
     let rows = storage
         .query(
             "fetch",
-            &storage.statement(&FETCH),
+            &storage.statement(statement),
             &[
                 &queues,
-                &big(request.limit),
+                &big(limit),
                 &request.server_id,
                 &ts(request.now),
                 &ts(request.lease_until),

@@ -258,23 +258,7 @@ pub(crate) async fn fetch_limited(
     queues: &[&str],
     request: &FetchRequest<'_>,
 ) -> Result<Vec<FetchedJob>> {
-    let rows = storage
-        .query(
-            "fetch",
-            &storage.statement(&FETCH_LIMITED),
-            &[
-                &queues,
-                &super::big(request.limit),
-                &request.server_id,
-                &ts(request.now),
-                &ts(request.lease_until),
-            ],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(super::fetch::fetched_job)
-        .collect::<Result<Vec<_>, _>>()?)
+    super::fetch::claim(storage, &FETCH_LIMITED, queues, request.limit, request).await
 }
 
 /// The flow-controlled [`Storage::fetch`](jobs::Storage::fetch) on PostgreSQL: under queue

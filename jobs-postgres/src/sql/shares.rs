@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use jobs::storage::{FetchRequest, FetchedJob};
 use jobs::{Rate, Result};
 
-use super::{big, ts};
+use super::ts;
 use crate::database::{Database, Template};
 use crate::row;
 use crate::shares::{Plan, Tokens};
@@ -80,23 +80,7 @@ pub(crate) async fn fetch(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let rows = storage
-        .query(
-            "fetch",
-            &storage.statement(&FETCH_SHARED),
-            &[
-                &queues,
-                &big(limit),
-                &server,
-                &ts(request.now),
-                &ts(request.lease_until),
-            ],
-        )
-        .await?;
-    let fetched = rows
-        .iter()
-        .map(super::fetch::fetched_job)
-        .collect::<Result<Vec<_>, _>>()?;
+    let fetched = super::fetch::claim(storage, &FETCH_SHARED, queues, limit, request).await?;
     if fetched.is_empty() {
         // An empty queue, or shares ended by a settings change: the next fetch reserves again.
         storage.shares.forget(server);
@@ -165,10 +149,10 @@ async fn reserve(
 /// Ends `server`'s shares if this process knows it holds some (it leaves the path that
 /// spends them, or stops).
 pub(crate) async fn release(storage: &Database, server: &str, now: DateTime<Utc>) -> Result<()> {
-    if !storage.shares.take(server) {
-        return Ok(());
+    if storage.shares.take(server) {
+        end(storage, server, now).await?;
     }
-    release_all(storage, server, now).await
+    Ok(())
 }
 
 /// Ends every share `server` holds, whichever process reserved them.
@@ -178,6 +162,11 @@ pub(crate) async fn release_all(
     now: DateTime<Utc>,
 ) -> Result<()> {
     storage.shares.take(server);
+    end(storage, server, now).await
+}
+
+/// `RELEASE_SHARES` of all `server`'s shares.
+async fn end(storage: &Database, server: &str, now: DateTime<Utc>) -> Result<()> {
     storage
         .query(
             "release shares",
