@@ -52,26 +52,33 @@ SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord",
 );
 
 /// [`ENQUEUE`] for a call with unique or gated jobs: the same insert, with each job's unique key
-/// (`$14`), its unique window in milliseconds (`$15`), its mutex key (`$16`), whether it is
-/// gated (`$17`), and its key again where it has a window (`$18`).
+/// (`$14`), its mutex key (`$15`) and whether it is gated (`$16`).
 ///
 /// A key is held by one job at most among the non-final states (the unique index
 /// `jobs_unique_held_idx`, migration 0011), so a job whose key is held is not inserted
 /// (`ON CONFLICT DO NOTHING`; a concurrent enqueue of the key waits for the other to commit or
-/// roll back). A key with a window is also held by the finished jobs created inside it: those
-/// keys are locked and looked up first (`unique_holders`, migration 0010: it locks each key,
-/// then reads with a fresh snapshot, so concurrent enqueues of one key create one job), and
-/// their jobs left out of `input`. The rows are `(id, key, outcome)`: `created`, in input
-/// order; `held`, the holder of a windowed key; `taken`, a job not inserted because its key
-/// is held (the holder, committed by another transaction after this statement's snapshot, is
-/// read by [`HOLDERS`]). Built from `ENQUEUE`'s text, so the two cannot differ in anything
-/// else; a plain enqueue keeps its own statement.
-pub(crate) const ENQUEUE_FLOW: Template = Template::built("enqueue flow", enqueue_flow_sql);
+/// roll back). The rows are `(id, key, created)`, one per inserted job (`created`), in no
+/// particular order: a job with a key and no row was not inserted because its key is held,
+/// and its holder, committed by another transaction after this statement's snapshot, is read
+/// by [`HOLDERS`]. Built from `ENQUEUE`'s text, so the two cannot differ in anything else; a
+/// plain enqueue keeps its own statement, and this one reads nothing a call without windows
+/// does not need (see [`ENQUEUE_WINDOWED`]).
+pub(crate) const ENQUEUE_FLOW: Template =
+    Template::built("enqueue flow", || enqueue_flow_sql(false));
+
+/// [`ENQUEUE_FLOW`] for a call where some unique key has a window (`unique_for`), given in
+/// milliseconds (`$17`) with the key again (`$18`) where it has one. Such a key is also held by
+/// the finished jobs created inside its window: those keys are locked and looked up first
+/// (`unique_holders`, migration 0010: it locks each key, then reads with a fresh snapshot, so
+/// concurrent enqueues of one key create one job), their jobs are left out of `input`, and each
+/// holder is answered as a row with `created` false.
+pub(crate) const ENQUEUE_WINDOWED: Template =
+    Template::built("enqueue windowed", || enqueue_flow_sql(true));
 
 /// How many times an enqueue tries a job whose key's holder keeps finishing under it.
 const MAX_ENQUEUE_ATTEMPTS: u32 = 3;
 
-fn enqueue_flow_sql() -> String {
+fn enqueue_flow_sql(windowed: bool) -> String {
     let Some(sql) = ENQUEUE.written() else {
         unreachable!("ENQUEUE is written out");
     };
@@ -79,37 +86,24 @@ fn enqueue_flow_sql() -> String {
         assert!(sql.contains(from), "ENQUEUE has `{from}`");
         sql.replacen(from, to, 1)
     };
-    let sql = replace(
+    let mut sql = replace(
         sql.to_owned(),
-        "WITH input AS MATERIALIZED (",
-        "WITH held AS MATERIALIZED (
-    SELECT holder.*
-    FROM (SELECT 1 WHERE EXISTS (SELECT 1 FROM unnest($18::text[]) AS k WHERE k IS NOT NULL))
-        AS windowed
-    CROSS JOIN LATERAL __SCHEMA__.unique_holders($18::text[], $15::bigint[], $11) AS holder
-),
-input AS MATERIALIZED (",
-    );
-    let sql = replace(
-        sql,
         "$13::smallint[])",
         "$13::smallint[],
-                $14::text[], $16::text[], $17::boolean[])",
+                $14::text[], $15::text[], $16::boolean[])",
     );
-    let sql = replace(
+    sql = replace(
         sql,
         "recurring_id, reason, data, priority, ord)",
         "recurring_id, reason, data, priority, unique_key, mutex,
-                              gated, ord)
-    WHERE i.unique_key IS NULL
-       OR NOT EXISTS (SELECT 1 FROM held WHERE held.key = i.unique_key)",
+                              gated, ord)",
     );
-    let sql = replace(
+    sql = replace(
         sql,
         "created_enqueued, priority)",
         "created_enqueued, priority, unique_key, mutex, gated)",
     );
-    let sql = replace(
+    sql = replace(
         sql,
         "data IS NULL, priority
     FROM input
@@ -118,33 +112,50 @@ input AS MATERIALIZED (",
             "data IS NULL, priority, unique_key, mutex, gated
     FROM input
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN {HELD_STATES} DO NOTHING
-    RETURNING id
+    RETURNING id, state, unique_key
 "
         ),
     );
-    let sql = replace(
+    sql = replace(
         sql,
         "FROM input WHERE data IS NOT NULL",
         "FROM input WHERE data IS NOT NULL AND id IN (SELECT id FROM inserted)",
     );
-    let sql = replace(
+    sql = replace(
         sql,
-        "FROM input WHERE state = 'enqueued'",
-        "FROM input WHERE state = 'enqueued' AND id IN (SELECT id FROM inserted)",
+        "FROM (SELECT 1 FROM input WHERE state = 'enqueued'",
+        "FROM (SELECT 1 FROM inserted WHERE state = 'enqueued'",
     );
-    replace(
+    sql = replace(
         sql,
         "SELECT id FROM input WHERE (SELECT count(*) FROM notified) >= 0 ORDER BY ord",
-        "SELECT id, key, outcome FROM (
-    SELECT id, unique_key AS key,
-           CASE WHEN id IN (SELECT id FROM inserted) THEN 'created' ELSE 'taken' END AS outcome,
-           ord
-    FROM input
-    WHERE (SELECT count(*) FROM notified) >= 0
-    UNION ALL
-    SELECT id, key, 'held', NULL FROM held
-) AS answers ORDER BY outcome = 'held', ord",
-    )
+        "SELECT id, unique_key AS key, true AS created FROM inserted
+WHERE (SELECT count(*) FROM notified) >= 0",
+    );
+    if !windowed {
+        return sql;
+    }
+    sql = replace(
+        sql,
+        "WITH input AS MATERIALIZED (",
+        "WITH held AS MATERIALIZED (
+    SELECT holder.*
+    FROM (SELECT 1 WHERE EXISTS (SELECT 1 FROM unnest($18::text[]) AS k WHERE k IS NOT NULL))
+        AS windowed
+    CROSS JOIN LATERAL __SCHEMA__.unique_holders($18::text[], $17::bigint[], $11) AS holder
+),
+input AS MATERIALIZED (",
+    );
+    sql = replace(
+        sql,
+        "gated, ord)",
+        "gated, ord)
+    WHERE i.unique_key IS NULL
+       OR NOT EXISTS (SELECT 1 FROM held WHERE held.key = i.unique_key)",
+    );
+    sql + "
+UNION ALL
+SELECT id, key, false FROM held"
 }
 
 /// The holders of unique keys among the non-final states (at most one each: the index
@@ -334,17 +345,18 @@ impl Database {
                 .collect();
             let mutexes: Vec<Option<&str>> = sent.iter().map(|job| job.mutex.as_deref()).collect();
             let gated: Vec<bool> = sent.iter().map(|job| job.gated()).collect();
-            let statement = db
-                .prepare("enqueue", &self.statement(&ENQUEUE_FLOW))
-                .await?;
+            let with_window = windowed.iter().any(Option::is_some);
+            let template = if with_window {
+                &ENQUEUE_WINDOWED
+            } else {
+                &ENQUEUE_FLOW
+            };
+            let statement = db.prepare("enqueue", &self.statement(template)).await?;
             let mut all: Vec<&(dyn ToSql + Sync)> = params.to_vec();
-            all.extend([
-                &keys as &(dyn ToSql + Sync),
-                &windows,
-                &mutexes,
-                &gated,
-                &windowed,
-            ]);
+            all.extend([&keys as &(dyn ToSql + Sync), &mutexes, &gated]);
+            if with_window {
+                all.extend([&windows as &(dyn ToSql + Sync), &windowed]);
+            }
             let rows = db
                 .client
                 .query(&statement, &all)
@@ -395,11 +407,11 @@ impl Database {
 }
 
 impl Database {
-    /// The answers of `ENQUEUE_FLOW` in the order of `sent`: each created job's id in turn, or
-    /// for a job whose key was held, the holder's id as a duplicate. A job not inserted because
-    /// another transaction's job holds its key gets that holder, read now; if the holder has
-    /// left the non-final states meanwhile, the job is enqueued again (a few times at most:
-    /// each retry follows a holder that finished in between).
+    /// The answers of [`ENQUEUE_FLOW`] (or [`ENQUEUE_WINDOWED`]) in the order of `sent`: each
+    /// created job's id, or for a job whose key was held, the holder's id as a duplicate. A job
+    /// not inserted because another transaction's job holds its key gets that holder, read now;
+    /// if the holder has left the non-final states meanwhile, the job is enqueued again (a few
+    /// times at most: each retry follows a holder that finished in between).
     async fn flow_answers(
         &self,
         db: &Db<'_>,
@@ -410,29 +422,47 @@ impl Database {
         attempt: u32,
     ) -> Result<Vec<Enqueued>> {
         let what = || "an enqueued job".to_owned();
-        let mut created = Vec::new();
+        let mut inserted: Vec<(i64, Option<String>)> = Vec::new();
         let mut held: Vec<(String, JobId)> = Vec::new();
-        let mut taken: Vec<String> = Vec::new();
         for row in rows {
-            let id = JobId(row::column::<i64>(row, "id", &what)?);
+            let id = row::column::<i64>(row, "id", &what)?;
             let key: Option<String> = row::column(row, "key", &what)?;
-            match (row::column::<&str>(row, "outcome", &what)?, key) {
-                ("created", _) => created.push(Some(id)),
-                ("held", Some(key)) => held.push((key, id)),
-                ("taken", Some(key)) => {
-                    created.push(None);
-                    taken.push(key);
-                }
-                (outcome, key) => {
+            match (row::column::<bool>(row, "created", &what)?, key) {
+                (true, key) => inserted.push((id, key)),
+                (false, Some(key)) => held.push((key, JobId(id))),
+                (false, None) => {
                     return Err(Error::storage(format!(
-                        "enqueue answered `{outcome}` for job {id} with key {key:?}"
+                        "enqueue answered job {id} as the holder of no key"
                     )))
                 }
             }
         }
-        // The holders answered so far are of keys with a window, whose jobs were left out of
-        // `input` (they have no `created` or `taken` row).
-        let windowed = held.len();
+        // Ids are drawn in input order, and the inserted jobs are those of `sent` that were
+        // neither left out (their key's holder is in its window) nor taken (their key is
+        // held): in id order, each is the next such job, and a job whose key is not the next
+        // row's was taken. Keys are distinct within a call (see `answer_of`).
+        inserted.sort_unstable_by_key(|(id, _)| *id);
+        let mut next = inserted.iter().peekable();
+        let mut created: Vec<Option<JobId>> = Vec::with_capacity(sent.len());
+        let mut taken: Vec<String> = Vec::new();
+        for job in sent {
+            let key = job.unique.as_ref().map(|unique| unique.key.as_str());
+            if key.is_some_and(|key| held.iter().any(|(holder, _)| holder == key)) {
+                created.push(None);
+            } else if let Some((id, _)) = next.next_if(|(_, row_key)| row_key.as_deref() == key) {
+                created.push(Some(JobId(*id)));
+            } else if let Some(key) = key {
+                created.push(None);
+                taken.push(key.to_owned());
+            } else {
+                return Err(Error::storage("enqueue answered too few jobs"));
+            }
+        }
+        if next.next().is_some() {
+            return Err(Error::storage(
+                "enqueue answered more jobs than it was sent",
+            ));
+        }
         if !taken.is_empty() {
             let statement = db.prepare("enqueue", &self.statement(&HOLDERS)).await?;
             let rows = db
@@ -454,22 +484,10 @@ impl Database {
                     .map(|(_, id)| *id)
             })
         };
-        let mut created = created.into_iter();
         let mut answers: Vec<Option<Enqueued>> = Vec::with_capacity(sent.len());
         let mut again: Vec<NewJob> = Vec::new();
-        for job in sent {
-            let left_out = job
-                .unique
-                .as_ref()
-                .is_some_and(|unique| held[..windowed].iter().any(|(key, _)| *key == unique.key));
-            let inserted = if left_out {
-                None
-            } else {
-                created
-                    .next()
-                    .ok_or_else(|| Error::storage("enqueue answered too few jobs"))?
-            };
-            let answer = match inserted {
+        for (job, created) in sent.iter().zip(created) {
+            let answer = match created {
                 Some(id) => Some(Enqueued::created(id)),
                 None => holder_of(job).map(|id| Enqueued {
                     id,

@@ -101,8 +101,8 @@ pub async fn unique_jobs_answer_the_existing_id(storage: Arc<dyn Storage>) {
         },
         "same call"
     );
-    let record = record(s, first[0].id).await;
-    assert_eq!(record.unique_key.as_deref(), Some("digest:7"));
+    let stored = record(s, first[0].id).await;
+    assert_eq!(stored.unique_key.as_deref(), Some("digest:7"));
     let found = s
         .list_jobs(JobQuery {
             unique_key_contains: Some("DIGEST:7".into()),
@@ -133,6 +133,41 @@ pub async fn unique_jobs_answer_the_existing_id(storage: Arc<dyn Storage>) {
     );
     let past = enqueue_at(s, vec![unique("report", "report", windowed)], at(611)).await;
     assert!(!past[0].duplicate, "created after the window");
+
+    // One call mixing every answer: each job gets its own, in the call's order.
+    let mixed = enqueue_at(
+        s,
+        vec![
+            job("plain-first", "default"),
+            unique("report", "report", windowed),
+            unique("digest", "digest:7", None),
+            unique("digest", "digest:9", None),
+            job("plain-last", "default"),
+        ],
+        at(612),
+    )
+    .await;
+    let held = [
+        Enqueued {
+            id: past[0].id,
+            duplicate: true,
+        },
+        Enqueued {
+            id: after[0].id,
+            duplicate: true,
+        },
+    ];
+    assert_eq!(mixed[1..3], held, "held keys answer their holders");
+    for (index, name, key) in [
+        (0, "plain-first", None),
+        (3, "digest", Some("digest:9")),
+        (4, "plain-last", None),
+    ] {
+        assert!(!mixed[index].duplicate, "job {index} is created");
+        let created = record(s, mixed[index].id).await;
+        assert_eq!(created.name, name, "job {index} answers its own id");
+        assert_eq!(created.unique_key.as_deref(), key);
+    }
 }
 
 /// One job at most holds a key among the non-final states: a job requeued, or re-armed with its
